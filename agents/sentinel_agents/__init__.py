@@ -1,0 +1,1 @@
+"""Bundled security agents: one program per agent, each runnable alone."""
