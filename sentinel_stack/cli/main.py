@@ -1,0 +1,342 @@
+"""`sentinel-stack`: run a local security stack, and talk to a running one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sentinel_stack import __version__
+from sentinel_stack.config.loader import ConfigError, LoadedConfig, load_config, load_config_text
+from sentinel_stack.config.plan import build_plan
+from sentinel_stack.config.profiles import PROFILES, embedded_default, render_profile
+from sentinel_stack.supervisor.spec import StackPlan
+
+EXIT_CONFIG = 2
+EXIT_NO_STACK = 3
+DEFAULT_FILE = "sentinel-stack.toml"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _config_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help=f"config file (default: $SENTINEL_STACK_CONFIG, ./{DEFAULT_FILE}, "
+        "else the embedded default)",
+    )
+    common.add_argument(
+        "--run-dir",
+        type=Path,
+        metavar="DIR",
+        help="run directory (sockets, logs); overrides the config",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _config_options()
+    parser = argparse.ArgumentParser(
+        prog="sentinel-stack",
+        parents=[common],
+        description="A local security stack: reverse proxy, agents, eBPF probe, detection.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    up = verbs.add_parser("up", parents=[common], help="start the stack and supervise it")
+    up.add_argument(
+        "--no-tui",
+        action="store_true",
+        help="print state changes and logs instead of the TUI (automatic without a TTY)",
+    )
+    up.add_argument("--json-logs", action="store_true", help="print events as JSON lines")
+    up.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    pick = up.add_mutually_exclusive_group()
+    pick.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these children (and what they depend on)",
+    )
+    pick.add_argument(
+        "--proxy-only",
+        action="store_true",
+        help="run the proxy and plain processes (upstreams), no agents",
+    )
+    pick.add_argument("--agents-only", action="store_true", help="run only the agents")
+
+    validate = verbs.add_parser(
+        "validate", parents=[common], help="check the config and print the plan"
+    )
+    validate.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+    init = verbs.add_parser("init", help="write a commented starter config")
+    init.add_argument("path", nargs="?", type=Path, default=Path(DEFAULT_FILE))
+    init.add_argument("--profile", choices=PROFILES, default="default")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    status = verbs.add_parser("status", parents=[common], help="show the running stack")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--watch", type=float, metavar="N", help="refresh every N seconds")
+
+    for verb in ("start", "stop", "restart"):
+        child = verbs.add_parser(verb, parents=[common], help=f"{verb} one child")
+        child.add_argument("name")
+
+    logs = verbs.add_parser("logs", parents=[common], help="print a child's recent log")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("-n", "--lines", type=int, default=100, help="how many lines (default 100)")
+
+    verbs.add_parser("down", parents=[common], help="stop the running stack")
+    verbs.add_parser(
+        "reload",
+        parents=[common],
+        help="reload the config; restart only changed children (like SIGHUP)",
+    )
+    return parser
+
+
+# ---- config ----------------------------------------------------------------------------------
+
+
+def load(args: argparse.Namespace) -> LoadedConfig:
+    path: Path | None = args.config
+    if path is None and os.environ.get("SENTINEL_STACK_CONFIG"):
+        path = Path(os.environ["SENTINEL_STACK_CONFIG"])
+    if path is None and Path(DEFAULT_FILE).is_file():
+        path = Path(DEFAULT_FILE)
+    if path is None:
+        return load_config_text(embedded_default(), "<embedded default>", base_dir=PACKAGE_ROOT)
+    return load_config(path)
+
+
+def plan_for(args: argparse.Namespace) -> tuple[LoadedConfig, StackPlan]:
+    loaded = load(args)
+    return loaded, build_plan(loaded, run_dir=args.run_dir)
+
+
+def control_path(args: argparse.Namespace) -> Path:
+    if args.run_dir is not None:
+        return Path(args.run_dir) / "control.sock"
+    return plan_for(args)[1].run_dir / "control.sock"
+
+
+# ---- verbs -----------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from sentinel_stack.cli.views import plan_json, render_plan
+
+    loaded, plan = plan_for(args)
+    if getattr(args, "json", False):
+        print(json.dumps(plan_json(plan), indent=2))
+    else:
+        print(render_plan(plan, loaded.source, _config_env_keys(loaded)))
+        print(f"\nOK: {len(plan.children)} children, config is valid.")
+    return 0
+
+
+def _config_env_keys(loaded: LoadedConfig) -> set[str]:
+    keys: set[str] = set()
+    config = loaded.config
+    for item in [
+        *config.processes.values(),
+        *config.agents.values(),
+        *(c for c in (config.proxy, config.probe, config.detector) if c is not None),
+    ]:
+        keys.update(item.env)
+    return keys
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if path.exists() and not args.force:
+        raise CliError(
+            f"{path} already exists; not overwriting it.\n"
+            "    hint: use --force to replace it, or give another path"
+        )
+    path.write_text(render_profile(args.profile))
+    print(
+        f"wrote {path} ({args.profile} profile). Next: `sentinel-stack validate -c {path}`, "
+        f"then `sentinel-stack up -c {path}`."
+    )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from sentinel_stack.cli.console import ConsolePrinter
+    from sentinel_stack.launcher import Launch, run_up
+    from sentinel_stack.rundir import AlreadyRunning
+
+    loaded, plan = plan_for(args)
+    plan = _select(plan, args)
+    if args.dry_run:
+        from sentinel_stack.cli.views import render_plan
+
+        print(render_plan(plan, loaded.source, _config_env_keys(loaded)))
+        return 0
+
+    def reload_plan() -> StackPlan:
+        return _select(plan_for(args)[1], args)
+
+    launch = Launch(
+        config_text=loaded.text,
+        config_path=loaded.path.resolve() if loaded.path else None,
+        reload_plan=reload_plan,
+        printer=ConsolePrinter(json_lines=args.json_logs),
+    )
+    try:
+        return run_up(plan, launch)
+    except AlreadyRunning as exc:
+        raise CliError(str(exc), EXIT_NO_STACK) from None
+
+
+def _select(plan: StackPlan, args: argparse.Namespace) -> StackPlan:
+    if args.only:
+        unknown = sorted(set(args.only) - set(plan.names))
+        if unknown:
+            raise CliError(
+                f"--only: no child named {', '.join(unknown)}; defined: {', '.join(plan.names)}",
+                EXIT_CONFIG,
+            )
+        return plan.subset(set(args.only), with_dependencies=True)
+    if args.proxy_only:
+        return plan.subset(
+            {s.name for s in plan.children if s.kind in ("proxy", "process")},
+            with_dependencies=False,
+        )
+    if args.agents_only:
+        return plan.subset(
+            {s.name for s in plan.children if s.kind == "agent"}, with_dependencies=False
+        )
+    return plan
+
+
+def _client(args: argparse.Namespace, timeout: float | None = 60.0) -> Any:
+    from sentinel_stack.control.client import ControlClient, NoStack
+
+    path = control_path(args)
+    try:
+        return ControlClient(path, timeout=timeout)
+    except NoStack:
+        raise CliError(
+            f"no stack is running here (nothing answers on {path}).\n"
+            "    hint: start one with `sentinel-stack up`, or pass the same "
+            "--config/--run-dir the stack was started with",
+            EXIT_NO_STACK,
+        ) from None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sentinel_stack.cli.views import render_status
+
+    with _client(args) as client:
+        while True:
+            status = client.request("status")
+            if args.json:
+                print(json.dumps(status, indent=2), flush=True)
+            else:
+                if args.watch and sys.stdout.isatty():
+                    print("\x1b[H\x1b[2J", end="")
+                print(render_status(status), flush=True)
+            if not args.watch:
+                return 0
+            time.sleep(args.watch)
+
+
+def cmd_child(args: argparse.Namespace) -> int:
+    with _client(args, timeout=None) as client:
+        result = client.request(args.verb, name=args.name)
+    print(f"{result['child']}: {result['state']}")
+    return 0 if result["state"] in ("running", "stopped") else 1
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from sentinel_stack.cli.console import HumanFormat, use_colour
+    from sentinel_stack.supervisor.events import LogLine
+
+    form = HumanFormat(use_colour(sys.stdout), supervisor_lines=True)
+    with _client(args, timeout=None) as client:
+        if args.follow:
+            lines = client.stream("logs", name=args.name, lines=args.lines, follow=True)
+        else:
+            lines = client.request("logs", name=args.name, lines=args.lines)
+        for raw in lines:
+            print(
+                form(LogLine(raw["child"], raw["stream"], raw["time"], raw["line"])),
+                flush=args.follow,
+            )
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from sentinel_stack.control.client import NoStack
+
+    path = control_path(args)
+    with _client(args, timeout=None) as client:
+        client.request("down")
+        try:  # the launcher closes the socket once it has stopped everything
+            while client.sock.recv(4096):
+                pass
+        except (ConnectionResetError, NoStack):
+            pass
+    print(f"stack stopped ({path.parent})")
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    with _client(args, timeout=None) as client:
+        result = client.request("reload")
+    changes = result["changes"]
+    print("reloaded: " + (", ".join(changes) if changes else "nothing changed"))
+    return 0
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "validate": cmd_validate,
+    "init": cmd_init,
+    "status": cmd_status,
+    "start": cmd_child,
+    "stop": cmd_child,
+    "restart": cmd_child,
+    "logs": cmd_logs,
+    "down": cmd_down,
+    "reload": cmd_reload,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.verb](args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    except CliError as exc:
+        print(f"sentinel-stack: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""The typed schema of `sentinel-stack.toml`.
+
+Every table forbids unknown keys, so a typo is an error with a suggestion rather than a
+silently ignored setting. Built-in components (`[proxy]`, `[probe]`, `[detector]`) run
+when their table is present and `enabled` is not false.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from sentinel_stack.config.durations import Duration
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+RestartMode = Literal["always", "on-failure", "never"]
+
+
+def _split_command(value: object) -> object:
+    # A string command is split like a shell would, but never run through one.
+    return shlex.split(value) if isinstance(value, str) else value
+
+
+Command = Annotated[list[str], BeforeValidator(_split_command)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StackSection(Model):
+    """`[stack]`: identity and run-wide settings."""
+
+    name: str = "default"
+    run_dir: str | None = None
+    shutdown_timeout: Duration = 10.0
+    log_max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    log_backups: int = Field(3, ge=0)
+    log_ring_lines: int = Field(2000, ge=10)
+    cgroup: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_PATTERN.match(value):
+            raise ValueError("use lowercase letters, digits, '-' and '_', starting with a letter")
+        return value
+
+
+class Backoff(Model):
+    """Delay between restarts: ``initial * multiplier**n``, capped at ``max``, ± ``jitter``."""
+
+    initial: Duration = 0.25
+    max: Duration = 30.0
+    multiplier: float = Field(2.0, ge=1.0)
+    jitter: float = Field(0.2, ge=0.0, le=1.0)
+
+
+class Readiness(Model):
+    """How the supervisor knows a child is ready. At most one check; none means "spawned"."""
+
+    notify: bool = False
+    tcp: str | None = None
+    unix: str | None = None
+    http: str | None = None
+    exec: Command | None = None
+    timeout: Duration = 10.0
+    interval: Duration = 0.02
+
+    @model_validator(mode="after")
+    def _one_check(self) -> Readiness:
+        chosen = [k for k in ("tcp", "unix", "http", "exec") if getattr(self, k) is not None]
+        if self.notify:
+            chosen.insert(0, "notify")
+        if len(chosen) > 1:
+            raise ValueError(f"choose one readiness check, not {' and '.join(chosen)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.notify:
+            return "notify"
+        for key in ("tcp", "unix", "http", "exec"):
+            if getattr(self, key) is not None:
+                return key
+        return "none"
+
+
+class Supervised(Model):
+    """What the supervisor needs to run, restart and stop any child."""
+
+    enabled: bool = True
+    args: list[str] = []
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    depends_on: list[str] = []
+    restart_policy: RestartMode = "on-failure"
+    backoff: Backoff = Backoff()
+    stable_after: Duration = 10.0
+    max_restarts: int = Field(5, ge=0)
+    restart_window: Duration = 60.0
+    readiness: Readiness = Readiness()
+    stop_signal: str = "SIGTERM"
+    stop_timeout: Duration | None = None
+    watchdog: Duration | None = None
+    critical: bool = False
+    ports: list[Annotated[int, Field(ge=1, le=65535)]] = []
+
+    @field_validator("stop_signal")
+    @classmethod
+    def _known_signal(cls, value: str) -> str:
+        import signal
+
+        name = value.upper() if value.upper().startswith("SIG") else "SIG" + value.upper()
+        if not hasattr(signal.Signals, name):
+            raise ValueError(f"unknown signal {value!r}; use e.g. SIGTERM, SIGINT or SIGQUIT")
+        return name
+
+
+class ProcessConfig(Supervised):
+    """`[processes.NAME]`: any program (the demo upstream, your own services)."""
+
+    command: Command
+
+    @field_validator("command")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("command is empty; give the program and its arguments")
+        return value
+
+
+class AgentConfig(ProcessConfig):
+    """`[agents.NAME]`: a security agent; the launcher binds its socket and hands it over."""
+
+    readiness: Readiness = Readiness(notify=True)
+    socket: str | None = None
+    socket_activation: bool = True
+    config: dict[str, object] = {}
+
+
+class Component(Supervised):
+    """A built-in component; `command` overrides the bundled program."""
+
+    command: Command | None = None
+
+
+class ProxyConfig(Component):
+    readiness: Readiness = Readiness(notify=True)
+    critical: bool = True
+    listen: list[str] = ["127.0.0.1:8080"]
+    admin: str = "127.0.0.1:9090"
+    workers: int = Field(1, ge=1, le=64)
+    agents: list[str] = []
+
+
+class HealthCheck(Model):
+    kind: Literal["http", "tcp", "none"] = "tcp"
+    path: str = "/"
+    interval: Duration = 5.0
+    timeout: Duration = 1.0
+    healthy_threshold: int = Field(2, ge=1)
+    unhealthy_threshold: int = Field(3, ge=1)
+
+
+class UpstreamConfig(Model):
+    """`[upstreams.NAME]`: where the proxy sends a route's traffic."""
+
+    targets: list[str] = Field(min_length=1)
+    balance: Literal["round_robin", "least_connections", "p2c"] = "round_robin"
+    process: str | None = None
+    health_check: HealthCheck = HealthCheck()
+    connect_timeout: Duration = 2.0
+    read_timeout: Duration = 30.0
+    total_timeout: Duration = 60.0
+    retries: int = Field(1, ge=0, le=10)
+    allowed_destinations: list[str] = []
+
+
+class RouteConfig(Model):
+    """`[[routes]]`: match a request, pick an upstream and the agents to consult."""
+
+    id: str
+    upstream: str
+    host: str | None = None
+    path: str | None = None
+    path_prefix: str | None = None
+    path_regex: str | None = None
+    methods: list[str] = []
+    headers: dict[str, str] = {}
+    priority: int = 0
+    agents: list[str] | None = None
+    failure_mode: Literal["open", "closed"] = "open"
+    inspect_body: bool = False
+    max_body: int = Field(1024 * 1024, ge=0)
+
+
+class ProbeConfig(Component):
+    readiness: Readiness = Readiness(notify=True)
+    scope: Literal["stack", "host"] = "stack"
+    backend: Literal["auto", "bpftrace", "procfs"] = "auto"
+    sensitive_paths: list[str] = []
+    watch_paths: list[str] = []
+
+
+class DetectorConfig(Component):
+    readiness: Readiness = Readiness(notify=True)
+    rules_dir: str = "configs/rules"
+
+
+class PolicyConfig(Model):
+    dir: str = "configs/policies"
+
+
+class AuditConfig(Model):
+    dir: str | None = None
+    key_file: str | None = None
+
+
+class TuiConfig(Model):
+    enabled: bool = True
+    refresh_hz: float = Field(10.0, gt=0, le=60)
+
+
+class StackConfig(Model):
+    """The whole file."""
+
+    stack: StackSection = StackSection()
+    processes: dict[str, ProcessConfig] = {}
+    agents: dict[str, AgentConfig] = {}
+    proxy: ProxyConfig | None = None
+    upstreams: dict[str, UpstreamConfig] = {}
+    routes: list[RouteConfig] = []
+    probe: ProbeConfig | None = None
+    detector: DetectorConfig | None = None
+    policy: PolicyConfig = PolicyConfig()
+    audit: AuditConfig = AuditConfig()
+    tui: TuiConfig = TuiConfig()

@@ -1,0 +1,1 @@
+"""The demo upstream the embedded default config serves behind the proxy."""

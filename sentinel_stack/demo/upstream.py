@@ -1,0 +1,147 @@
+"""A small, realistic web app to put behind the proxy: a JSON API, a page, health.
+
+Run alone with ``python -m sentinel_stack.demo.upstream --bind 127.0.0.1:8081``; under
+the stack it reports READY=1 once it listens, and drains on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from sentinel_stack.child.sdnotify import notify
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+ITEMS = [
+    {"id": 1, "name": "keyboard", "price": 49.0},
+    {"id": 2, "name": "monitor", "price": 219.0},
+    {"id": 3, "name": "headset", "price": 89.5},
+]
+PAGE = b"""<!doctype html><html><head><title>sentinel demo shop</title></head>
+<body><h1>Demo shop</h1><p>Behind the sentinel-stack proxy.</p>
+<ul><li><a href="/api/items">/api/items</a></li><li><a href="/healthz">/healthz</a></li></ul>
+</body></html>"""
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _json(send: Send, status: int, payload: object) -> None:
+    await _respond(send, status, json.dumps(payload).encode(), "application/json")
+
+
+async def _read_body(receive: Receive, limit: int = 1024 * 1024) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if len(body) > limit or not message.get("more_body"):
+            return body
+
+
+async def app(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] != "http":
+        return
+    path, method = scope["path"], scope["method"]
+    if path == "/healthz":
+        await _json(send, 200, {"status": "ok", "time": time.time()})
+    elif path == "/":
+        await _respond(send, 200, PAGE, "text/html; charset=utf-8")
+    elif path == "/api/items" and method == "GET":
+        await _json(send, 200, {"items": ITEMS})
+    elif path.startswith("/api/items/") and method == "GET":
+        wanted = path.rsplit("/", 1)[-1]
+        item = next((i for i in ITEMS if str(i["id"]) == wanted), None)
+        await _json(send, 200 if item else 404, item or {"error": "no such item"})
+    elif path == "/api/orders" and method == "POST":
+        body = await _read_body(receive)
+        try:
+            order = json.loads(body or b"{}")
+        except ValueError:
+            await _json(send, 400, {"error": "body is not JSON"})
+            return
+        await _json(send, 201, {"order": order, "status": "accepted"})
+    elif path == "/api/echo":
+        body = await _read_body(receive)
+        headers = {k.decode(): v.decode(errors="replace") for k, v in scope["headers"]}
+        await _json(
+            send,
+            200,
+            {
+                "method": method,
+                "path": path,
+                "query": scope["query_string"].decode(errors="replace"),
+                "headers": headers,
+                "body_bytes": len(body),
+            },
+        )
+    else:
+        await _json(send, 404, {"error": "not found", "path": path})
+
+
+async def main(bind: str) -> None:
+    config = Config()
+    config.bind = [bind]
+    config.accesslog = None
+    config.graceful_timeout = 5.0
+    stop = trio.Event()
+
+    async def on_signals() -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                notify("STOPPING=1")
+                stop.set()
+                return
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(on_signals)
+        binds = await nursery.start(
+            lambda task_status: serve(
+                app,  # type: ignore[arg-type]  # plain-dict ASGI types, not hypercorn's
+                config,
+                shutdown_trigger=stop.wait,
+                task_status=task_status,
+            )
+        )
+        print(f"demo upstream serving on {', '.join(binds)}", flush=True)
+        notify("READY=1", f"STATUS=serving on {bind}")
+        await stop.wait()
+        # serve returns after draining; then the signal task is done too
+
+
+def cli(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sentinel-stack-demo-upstream", description=__doc__)
+    parser.add_argument("--bind", default="127.0.0.1:8081", help="host:port to listen on")
+    args = parser.parse_args(argv)
+    trio.run(main, args.bind)
+
+
+if __name__ == "__main__":
+    cli()

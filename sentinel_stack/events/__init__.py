@@ -1,0 +1,1 @@
+"""The event hub: telemetry from children (access records, kernel events, alerts)."""

@@ -1,0 +1,114 @@
+"""The event hub on `events.sock`: children write JSON lines, subscribers get them.
+
+Producers never wait on consumers: each subscriber has a bounded queue and what does
+not fit is dropped and counted. Malformed lines are counted and skipped; a line over
+the size limit drops the connection (the producer reconnects).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter, deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+import trio
+
+MAX_LINE = 1024 * 1024
+
+
+class HubEvent(msgspec.Struct, frozen=True):
+    """The fields every event has; the full JSON object travels alongside as `raw`."""
+
+    kind: str
+    time: float = 0.0
+    source: str = ""
+
+
+class HubStats(msgspec.Struct):
+    received: int = 0
+    malformed: int = 0
+    dropped: int = 0
+    oversized: int = 0
+    connections: int = 0
+    by_kind: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class EventHub:
+    def __init__(self, path: Path, recent: int = 1000) -> None:
+        self.path = path
+        self.stats = HubStats()
+        self._kinds: Counter[str] = Counter()
+        self.recent: deque[bytes] = deque(maxlen=recent)
+        self._subscribers: dict[trio.MemorySendChannel[bytes], tuple[str, ...]] = {}
+        self._decoder = msgspec.json.Decoder(HubEvent)
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.path.unlink(missing_ok=True)
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await sock.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        sock.listen(256)
+        listener = trio.SocketListener(sock)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(trio.serve_listeners, self._handle, [listener])
+                task_status.started()
+        finally:
+            self.path.unlink(missing_ok=True)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        self.stats.connections += 1
+        buffer = b""
+        async with stream:
+            while True:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        self.ingest(line)
+                if len(buffer) > MAX_LINE:
+                    self.stats.oversized += 1
+                    return
+
+    def ingest(self, line: bytes) -> None:
+        try:
+            event = self._decoder.decode(line)
+        except msgspec.DecodeError:
+            self.stats.malformed += 1
+            return
+        self.stats.received += 1
+        self._kinds[event.kind] += 1
+        self.recent.append(line)
+        for send, prefixes in self._subscribers.items():
+            if prefixes and not event.kind.startswith(prefixes):
+                continue
+            try:
+                send.send_nowait(line)
+            except trio.WouldBlock:
+                self.stats.dropped += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    def snapshot(self) -> HubStats:
+        self.stats.by_kind = dict(self._kinds)
+        return self.stats
+
+    @asynccontextmanager
+    async def subscribe(
+        self, kinds: tuple[str, ...] = (), buffer: int = 10_000
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[bytes]]:
+        """Raw JSON lines whose kind starts with one of ``kinds`` (all when empty)."""
+        send, receive = trio.open_memory_channel[bytes](buffer)
+        self._subscribers[send] = kinds
+        try:
+            yield receive
+        finally:
+            del self._subscribers[send]
+            send.close()

@@ -1,0 +1,1 @@
+"""Supervision: a pure lifecycle state machine per child, and the Trio code that drives it."""
