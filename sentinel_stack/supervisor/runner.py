@@ -79,6 +79,7 @@ class ChildRunner:
         self._kill_reason = ""
         self._spawned_at = 0.0
         self._scope = trio.CancelScope()
+        self.finished = trio.Event()  # the task is over: sockets closed, log file closed
 
     def cancel(self) -> None:
         """End the runner's task (after `stop`, when the child leaves the plan)."""
@@ -136,6 +137,7 @@ class ChildRunner:
         finally:
             self.notify.close()
             self.log.close()
+            self.finished.set()
 
     async def _run(self, dependencies: list[ChildRunner]) -> None:
         async with trio.open_nursery() as nursery:

@@ -143,7 +143,9 @@ class Supervisor:
         added = [n for n in new if n not in old]
         await self.shutdown([*removed, *changed])
         for name in [*removed, *changed]:
-            self.runners.pop(name).cancel()
+            runner = self.runners.pop(name)
+            runner.cancel()
+            await runner.finished.wait()  # its notify socket and log file are released
             if name in removed and name in self.sockets:
                 self.sockets.pop(name).close()
         self.plan = plan
