@@ -18,8 +18,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from sentinel_stack.child.activation import listen_sockets  # noqa: E402
-from sentinel_stack.child.sdnotify import notify, watchdog_interval  # noqa: E402
+from sentinel_stack.child.activation import listen_sockets
+from sentinel_stack.child.sdnotify import notify, watchdog_interval
 
 
 def main() -> int:
@@ -44,6 +44,7 @@ def main() -> int:
     if args.ignore_term:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
     else:
+
         def on_term(signum: int, frame: object) -> None:
             if args.record:
                 with open(args.record, "a") as f:
@@ -65,8 +66,9 @@ def main() -> int:
         print(f"flooded {written}", flush=True)
     if args.listen_tcp:
         server = socket.create_server(("127.0.0.1", args.listen_tcp))
-        threading.Thread(target=lambda: [server.accept()[0].close() for _ in iter(int, 1)],
-                         daemon=True).start()
+        threading.Thread(
+            target=lambda: [server.accept()[0].close() for _ in iter(int, 1)], daemon=True
+        ).start()
     if args.serve_socket:
         sockets = listen_sockets()
         sock = next(iter(sockets.values())) if sockets else None

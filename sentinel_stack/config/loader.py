@@ -165,7 +165,7 @@ def _data_path(data: object, loc: Sequence[str | int]) -> KeyPath:
     path: list[str | int] = []
     node = data
     for index, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
+        if isinstance(node, dict) and part in node:  # noqa: SIM114  (apart, so mypy narrows)
             path.append(part)
             node = node[part]
         elif isinstance(node, list) and isinstance(part, int) and part < len(node):

@@ -93,11 +93,18 @@ async def running(plan: StackPlan) -> AsyncIterator[tuple[Supervisor, Changes]]:
     bus = EventBus()
     changes = Changes()
     with Containment(f"test-{uuid.uuid4().hex[:8]}", use_cgroup=os.geteuid() == 0) as box:
-        ctx = RuntimeContext(run_dir=plan.run_dir, bus=bus, containment=box,
-                             extra_env={"SENTINEL_STACK_PID": str(os.getpid())})
+        ctx = RuntimeContext(
+            run_dir=plan.run_dir,
+            bus=bus,
+            containment=box,
+            extra_env={"SENTINEL_STACK_PID": str(os.getpid())},
+        )
         supervisor = Supervisor(plan, ctx)
         async with trio.open_nursery() as nursery:
-            async def collect(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+
+            async def collect(
+                task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+            ) -> None:
                 async with bus.subscribe() as subscription:
                     task_status.started()
                     async for event in subscription:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -39,8 +40,15 @@ async def test_independent_children_start_concurrently(kit):
 
 
 async def test_crash_restarts_with_growing_backoff_then_fatal(kit):
-    kit.child("crashy", "--exit-after", "0", backoff=FAST_BACKOFF, max_restarts=3,
-              restart_window="60s", readiness={"notify": False})
+    kit.child(
+        "crashy",
+        "--exit-after",
+        "0",
+        backoff=FAST_BACKOFF,
+        max_restarts=3,
+        restart_window="60s",
+        readiness={"notify": False},
+    )
     async with running(kit.plan()) as (sup, changes):
         runner = sup.runner("crashy")
         await changes.until("crashy", "fatal")
@@ -49,14 +57,19 @@ async def test_crash_restarts_with_growing_backoff_then_fatal(kit):
         states = [c.state for c in changes if c.child == "crashy" and c.reason != "spawned"]
         assert states.count("backoff") == 3 and states[-1] == "fatal"
         starts = [at for _, _, at in kit.records()]
-        gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
         assert len(starts) == 4
         assert gaps[0] < gaps[1] < gaps[2]  # 50 ms, 100 ms, 200 ms of backoff (+ start-up)
 
 
 async def test_readiness_timeout_kills_and_retries(kit):
-    kit.child("silent", "--no-ready", readiness={"notify": True, "timeout": "300ms"},
-              backoff=FAST_BACKOFF, max_restarts=1)
+    kit.child(
+        "silent",
+        "--no-ready",
+        readiness={"notify": True, "timeout": "300ms"},
+        backoff=FAST_BACKOFF,
+        max_restarts=1,
+    )
     async with running(kit.plan()) as (sup, _):
         runner = sup.runner("silent")
         await wait_for(runner, "fatal")
@@ -169,7 +182,11 @@ async def test_a_crashed_childs_grandchildren_do_not_linger(kit):
     async with running(kit.plan()) as (sup, _):
         runner = sup.runner("parent")
         await wait_for(runner, "exited")
-        [pid] = [int(l.line.split()[1]) for l in runner.log.tail(100) if l.line.startswith("grandchild")]
+        [pid] = [
+            int(log.line.split()[1])
+            for log in runner.log.tail(100)
+            if log.line.startswith("grandchild")
+        ]
         with trio.fail_after(2):
             while pid_alive(pid):
                 await trio.sleep(0.01)

@@ -33,7 +33,7 @@ def test_unknown_key_suggests_the_close_one_with_line_and_path():
 
 
 def test_unknown_key_without_a_close_match_lists_allowed_keys():
-    [issue] = issues('[stack]\nzzz = 1\n')
+    [issue] = issues("[stack]\nzzz = 1\n")
     assert "allowed keys here:" in issue.hint and "shutdown_timeout" in issue.hint
 
 
@@ -49,8 +49,12 @@ restart_policy = "sometimes"
 """
     found = issues(text)
     paths = {i.key_path for i in found}
-    assert paths == {"stack.name", "stack.shutdown_timeout", "processes.a.command",
-                     "processes.a.restart_policy"}
+    assert paths == {
+        "stack.name",
+        "stack.shutdown_timeout",
+        "processes.a.command",
+        "processes.a.restart_policy",
+    }
     lines = {i.key_path: i.line for i in found}
     assert lines["stack.shutdown_timeout"] == 4
     assert lines["processes.a.restart_policy"] == 8
@@ -167,8 +171,10 @@ command = "waf"
 
 
 def test_subset_keeps_dependencies_when_asked():
-    p = plan('[processes.a]\ncommand="a"\n[processes.b]\ncommand="b"\ndepends_on=["a"]\n'
-             '[processes.c]\ncommand="c"\n')
+    p = plan(
+        '[processes.a]\ncommand="a"\n[processes.b]\ncommand="b"\ndepends_on=["a"]\n'
+        '[processes.c]\ncommand="c"\n'
+    )
     assert p.subset({"b"}, with_dependencies=True).names == ("a", "b")
     only_b = p.subset({"b"}, with_dependencies=False)
     assert only_b.names == ("b",) and only_b.child("b").depends_on == ()

@@ -85,7 +85,9 @@ def test_requested_stop_settles_stopped_without_restart():
     life = running(RestartPolicy(mode="always"))
     assert life.stop() is True
     assert life.state is State.STOPPING
-    assert life.exited(1.0, ExitStatus(signal=15), 0.5) == Settle(State.STOPPED, "stopped on request")
+    assert life.exited(1.0, ExitStatus(signal=15), 0.5) == Settle(
+        State.STOPPED, "stopped on request"
+    )
 
 
 def test_stop_during_backoff_needs_no_signal():

@@ -1,0 +1,288 @@
+"""`sentinel-stack` end to end: the launcher as a real process, driven from another one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.stackkit import StackKit, pid_alive
+
+CLI = [sys.executable, "-m", "sentinel_stack"]
+
+
+def cli(*args: str, timeout: float = 30, **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, **kw)
+
+
+class Launcher:
+    def __init__(self, config: Path, run_dir: Path, *extra: str) -> None:
+        self.args = ["-c", str(config), "--run-dir", str(run_dir)]
+        self.run_dir = run_dir
+        self.output = run_dir.parent / "up.out"
+        self.proc = subprocess.Popen(
+            [*CLI, "up", *self.args, *extra],
+            stdout=self.output.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def text(self) -> str:
+        return self.output.read_text()
+
+    def wait_for_output(self, needle: str, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"never printed {needle!r}:\n{self.text()}")
+            time.sleep(0.02)
+
+    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return cli(*args, *self.args, timeout=timeout)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def kit(short_dir):
+    return StackKit(short_dir)
+
+
+@pytest.fixture
+def stack(kit):
+    kit.child("db")
+    kit.child("web", "--grandchild", depends_on=["db"])
+    kit.child("agent", "--serve-socket", table="agents")
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("cli"))
+    launcher = Launcher(config, kit.dir / "run")
+    launcher.wait_for_output("all 3 children ready")
+    yield launcher
+    launcher.stop()
+
+
+def test_status_start_stop_restart_logs_and_down(stack):
+    status = json.loads(stack.ctl("status", "--json").stdout)
+    children = {c["name"]: c for c in status["children"]}
+    assert {c["state"] for c in children.values()} == {"running"}
+    assert children["web"]["rss"] > 0 and children["web"]["threads"] >= 1
+
+    table = stack.ctl("status").stdout
+    assert "NAME" in table and "web" in table and "running" in table
+
+    old = children["web"]["pid"]
+    assert stack.ctl("restart", "web").stdout.strip() == "web: running"
+    new = json.loads(stack.ctl("status", "--json").stdout)
+    assert {c["name"]: c["pid"] for c in new["children"]}["web"] != old
+
+    assert stack.ctl("stop", "db").stdout.strip() == "db: stopped"
+    assert stack.ctl("start", "db").stdout.strip() == "db: running"
+
+    logs = stack.ctl("logs", "web", "-n", "50").stdout
+    assert "web up pid" in logs and "running" in logs
+
+    unknown = stack.ctl("stop", "nope")
+    assert unknown.returncode != 0 and "no child named `nope`" in unknown.stderr
+
+    down = stack.ctl("down")
+    assert down.returncode == 0
+    assert stack.proc.wait(timeout=15) == 0
+    assert not (stack.run_dir / "control.sock").exists()
+
+
+def test_logs_follow_streams_new_lines(stack):
+    follower = subprocess.Popen(
+        [*CLI, "logs", "web", "-f", "-n", "0", *stack.args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        stack.ctl("restart", "web")
+        seen = ""
+        deadline = time.monotonic() + 15
+        while "web up pid" not in seen and time.monotonic() < deadline:
+            seen += follower.stdout.readline()
+        assert "web up pid" in seen
+    finally:
+        follower.kill()
+        follower.wait()
+
+
+def test_second_up_of_the_same_stack_refuses(stack):
+    again = cli("up", *stack.args, timeout=30)
+    assert again.returncode == 3
+    assert "already running" in again.stderr and "sentinel-stack down" in again.stderr
+
+
+def test_no_orphans_after_sigkill_of_the_launcher(stack):
+    status = json.loads(stack.ctl("status", "--json").stdout)
+    pids = [c["pid"] for c in status["children"]]
+    logs = stack.ctl("logs", "web", "-n", "100").stdout
+    grandchild = int(logs.split("grandchild ", 1)[1].split()[0])
+    assert all(pid_alive(p) for p in [*pids, grandchild])
+    os.kill(stack.proc.pid, signal.SIGKILL)
+    stack.proc.wait()
+    killed_at = time.monotonic()
+    while any(pid_alive(p) for p in [*pids, grandchild]):
+        assert time.monotonic() - killed_at < 2.0, "children outlived the launcher by 2 s"
+        time.sleep(0.01)
+    # and the next launcher cleans up what the dead one left
+    relaunch = Launcher(Path(stack.args[1]), stack.run_dir)
+    relaunch.wait_for_output("all 3 children ready")
+    assert relaunch.stop() == 0
+
+
+def test_sigterm_is_a_graceful_shutdown_in_reverse_order(stack):
+    assert stack.stop() == 0
+    text = stack.text()
+    assert text.index("web        ▸ stopped") < text.index("db         ▸ stopped")
+    assert "stopped" in text.splitlines()[-1]
+
+
+def test_control_socket_is_private_and_checks_the_peer(stack):
+    control = stack.run_dir / "control.sock"
+    assert oct(control.stat().st_mode & 0o777) == "0o600"
+    assert oct(stack.run_dir.stat().st_mode & 0o777) == "0o700"
+    if os.geteuid() != 0:
+        pytest.skip("needs root to connect as another user")
+    # Open the file permissions on purpose: SO_PEERCRED must still refuse a stranger.
+    os.chmod(stack.run_dir.parent, 0o755)
+    os.chmod(stack.run_dir, 0o755)
+    os.chmod(control, 0o666)
+    try:
+        probe = (
+            "import os, socket; os.setgid(65534); os.setuid(65534);"
+            f"s = socket.socket(socket.AF_UNIX); s.connect({str(control)!r});"
+            's.sendall(b\'{"op": "status"}\\n\'); print(s.recv(4096).decode())'
+        )
+        answer = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=10
+        )
+        assert '"forbidden"' in answer.stdout, answer.stderr
+    finally:
+        os.chmod(stack.run_dir, 0o700)
+        os.chmod(control, 0o600)
+
+
+def test_sighup_reloads_only_changed_children(stack, kit):
+    before = {
+        c["name"]: c["pid"] for c in json.loads(stack.ctl("status", "--json").stdout)["children"]
+    }
+    config = Path(stack.args[1])
+    config.write_text(
+        config.read_text().replace('"--grandchild"', '"--grandchild", "--ready-after", "0"')
+    )
+    stack.proc.send_signal(signal.SIGHUP)
+    stack.wait_for_output("reloaded: ~web")
+    deadline = time.monotonic() + 10
+    while True:
+        after = {
+            c["name"]: (c["pid"], c["state"])
+            for c in json.loads(stack.ctl("status", "--json").stdout)["children"]
+        }
+        if after["web"][1] == "running" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert after["web"][1] == "running" and after["web"][0] != before["web"]
+    assert after["db"][0] == before["db"] and after["agent"][0] == before["agent"]
+
+
+def test_a_fatal_critical_child_ends_up_with_an_error(kit):
+    kit.child(
+        "core", "--exit-after", "0.1", critical=True, max_restarts=1, backoff={"initial": "10ms"}
+    )
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("crit"))
+    launcher = Launcher(config, kit.dir / "run")
+    assert launcher.proc.wait(timeout=30) == 1
+    assert "stopping the stack: `core` is fatal" in launcher.text()
+
+
+def test_json_logs_are_machine_readable(kit):
+    kit.child("one")
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("jsonl"))
+    launcher = Launcher(config, kit.dir / "run", "--json-logs")
+    launcher.wait_for_output('"all 1 children ready')
+    assert launcher.stop() == 0
+    records = [json.loads(line) for line in launcher.text().splitlines() if line.strip()]
+    assert {"state", "log", "stack"} <= {r["type"] for r in records}
+
+
+def test_up_only_runs_the_named_child_and_its_dependencies(kit):
+    kit.child("db")
+    kit.child("web", depends_on=["db"])
+    kit.child("other")
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("only"))
+    launcher = Launcher(config, kit.dir / "run", "--only", "web")
+    launcher.wait_for_output("all 2 children ready")
+    names = {c["name"] for c in json.loads(launcher.ctl("status", "--json").stdout)["children"]}
+    assert launcher.stop() == 0
+    assert names == {"db", "web"}
+
+
+def test_commands_without_a_running_stack_say_so(short_dir):
+    result = cli("status", "--run-dir", str(short_dir / "none"))
+    assert result.returncode == 3
+    assert "no stack is running" in result.stderr
+
+
+def test_validate_prints_the_plan_or_every_error(short_dir):
+    good = short_dir / "good.toml"
+    good.write_text(
+        '[processes.web]\ncommand = "sleep 100"\nports = [9999]\n'
+        '[processes.job]\ncommand = "true"\ndepends_on = ["web"]\n'
+        'env = { API_TOKEN = "hunter2", MODE = "x" }\n'
+    )
+    result = cli("validate", "-c", str(good), "--run-dir", str(short_dir / "r"))
+    assert result.returncode == 0, result.stderr
+    assert "1. web (process)" in result.stdout and "2. job (process)" in result.stdout
+    assert "API_TOKEN=******" in result.stdout and "hunter2" not in result.stdout
+    assert "job ← web" in result.stdout
+
+    bad = short_dir / "bad.toml"
+    bad.write_text(
+        '[processes.web]\ncommand = "x"\nrestart_polcy = "always"\n'
+        '[processes.job]\ncommand = "y"\ndepends_on = ["nothing"]\n'
+    )
+    result = cli("validate", "-c", str(bad))
+    assert result.returncode == 2
+    assert (
+        f"{bad}:3: processes.web.restart_polcy: unknown key `restart_polcy`, "
+        "did you mean `restart_policy`?" in result.stderr
+    )
+
+
+def test_init_writes_a_valid_config_and_never_overwrites(short_dir):
+    target = short_dir / "sentinel-stack.toml"
+    assert cli("init", str(target), "--profile", "minimal").returncode == 0
+    assert target.read_text().startswith("# sentinel-stack configuration")
+    refused = cli("init", str(target))
+    assert refused.returncode == 1 and "already exists" in refused.stderr
+    assert cli("init", str(target), "--force", "--profile", "full").returncode == 0
+    assert "(full profile)" in target.read_text()
+    assert cli("validate", "-c", str(target), "--run-dir", str(short_dir / "r")).returncode == 0
+
+
+def test_embedded_default_dry_run(short_dir):
+    result = cli("up", "--dry-run", "--run-dir", str(short_dir / "r"), cwd=short_dir)
+    assert result.returncode == 0, result.stderr
+    assert "config:   <embedded default>" in result.stdout and "demo" in result.stdout
+
+
+def test_the_agent_socket_is_handed_over(stack):
+    path = stack.run_dir / "agents" / "agent.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(path))
+        s.sendall(b"hello")
+        assert s.recv(100).endswith(b":hello")
