@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import struct
@@ -24,7 +23,7 @@ from sentinel_stack.control.messages import (
     request_decoder,
 )
 from sentinel_stack.events.hub import EventHub
-from sentinel_stack.supervisor.events import EventBus, LogLine
+from sentinel_stack.supervisor.events import EventBus, LogLine, StackNotice
 from sentinel_stack.supervisor.stack import Supervisor, UnknownChild
 
 _PEERCRED = struct.Struct("3i")
@@ -75,9 +74,19 @@ class ControlServer:
             self.path.unlink(missing_ok=True)
 
     async def _handle(self, stream: trio.SocketStream) -> None:
-        # A client that goes away mid-answer harms nothing of ours.
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        """One client. Nothing a client does, or a bug in answering it, takes the stack down."""
+        try:
             await self._converse(stream)
+        except* (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client went away mid-answer
+        except* Exception as group:
+            self.bus.publish(
+                StackNotice(
+                    f"control API: answering a client failed: {group.exceptions[0]!r}",
+                    "error",
+                    time.time(),
+                )
+            )
 
     async def _converse(self, stream: trio.SocketStream) -> None:
         uid = peer_uid(stream.socket)

@@ -62,6 +62,12 @@ class EventHub:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         self.stats.connections += 1
+        try:
+            await self._read(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # a producer that vanishes mid-line loses only that line
+
+    async def _read(self, stream: trio.SocketStream) -> None:
         buffer = b""
         async with stream:
             while True:

@@ -116,6 +116,25 @@ def test_logs_follow_streams_new_lines(stack):
         follower.wait()
 
 
+def test_clients_that_vanish_mid_stream_do_not_harm_the_launcher(stack):
+    control = str(stack.run_dir / "control.sock")
+    for op in (
+        b'{"op": "subscribe", "id": 1}\n',
+        b'{"op": "logs", "name": "web", "follow": true}\n',
+    ):
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(control)
+            s.sendall(op)
+    with socket.socket(socket.AF_UNIX) as s:  # and one that sends garbage
+        s.connect(control)
+        s.sendall(b"{not json\n")
+        assert b'"bad-request"' in s.recv(4096)
+    stack.ctl("status")  # the launcher has read every request above by now
+    stack.ctl("restart", "web")  # makes events flow to the dead subscribers
+    assert json.loads(stack.ctl("status", "--json").stdout)["children"]
+    assert stack.proc.poll() is None
+
+
 def test_second_up_of_the_same_stack_refuses(stack):
     again = cli("up", *stack.args, timeout=30)
     assert again.returncode == 3
