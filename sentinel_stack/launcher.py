@@ -131,8 +131,9 @@ async def _up(
         with trio.CancelScope(shield=True):
             await supervisor.shutdown()
         notice("stopped")
+        bus.close()
         if launch.printer is not None:
-            await launch.printer.flush()
+            await launch.printer.done.wait()  # every event is on the terminal
         nursery.cancel_scope.cancel()
     return EXIT_FAILED if supervisor.critical_failure else EXIT_OK
 

@@ -76,53 +76,37 @@ class JsonFormat:
 
 
 class ConsolePrinter:
+    """Writes the bus's events until the bus is closed; `done` is set once all are out."""
+
     def __init__(self, json_lines: bool = False, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
         self.format = JsonFormat() if json_lines else HumanFormat(use_colour(self.stream))
-        self._pending: trio.MemoryReceiveChannel[StackEvent] | None = None
-        self._busy = False
-        self._progress = trio.Event()
-
-    async def flush(self) -> None:
-        """Return once every event published so far has been written."""
-        while self._pending is not None and (
-            self._busy or self._pending.statistics().current_buffer_used
-        ):
-            await self._progress.wait()
+        self.done = trio.Event()
 
     async def __call__(
         self, bus: EventBus, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        async with bus.subscribe(buffer=50_000) as subscription:
-            self._pending = subscription.receive
-            task_status.started()
-            reported_drops = 0
-            while True:
-                batch = [await subscription.receive.receive()]
-                self._busy = True
-                while len(batch) < 1000:
-                    try:
-                        batch.append(subscription.receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                lines = [text for text in map(self.format, batch) if text]
-                if subscription.dropped > reported_drops:
-                    lines.append(
-                        self.format(
-                            StackNotice(
-                                f"{subscription.dropped - reported_drops} lines not shown "
-                                "(output too slow)",
-                                "warn",
-                                time.time(),
-                            )
-                        )
-                    )
-                    reported_drops = subscription.dropped
-                if lines:
-                    await trio.to_thread.run_sync(self._write, "\n".join(lines) + "\n")
-                self._busy = False
-                self._progress.set()
-                self._progress = trio.Event()
+        try:
+            async with bus.subscribe(buffer=50_000) as subscription:
+                task_status.started()
+                reported_drops = 0
+                async for first in subscription:
+                    batch = [first]
+                    while len(batch) < 1000:
+                        try:
+                            batch.append(subscription.receive.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    lines = [text for text in map(self.format, batch) if text]
+                    if subscription.dropped > reported_drops:
+                        skipped = subscription.dropped - reported_drops
+                        notice = f"{skipped} lines not shown (output too slow)"
+                        lines.append(self.format(StackNotice(notice, "warn", time.time())))
+                        reported_drops = subscription.dropped
+                    if lines:
+                        await trio.to_thread.run_sync(self._write, "\n".join(lines) + "\n")
+        finally:
+            self.done.set()
 
     def _write(self, text: str) -> None:
         try:

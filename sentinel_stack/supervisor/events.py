@@ -53,6 +53,11 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: dict[Subscription, trio.MemorySendChannel[StackEvent]] = {}
 
+    def close(self) -> None:
+        """End every subscription (after what is already queued): the stack is done."""
+        for send in self._subscribers.values():
+            send.close()
+
     @property
     def has_subscribers(self) -> bool:
         return bool(self._subscribers)

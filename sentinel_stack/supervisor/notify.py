@@ -1,8 +1,10 @@
 """The supervisor's end of sd_notify: one datagram socket per child.
 
 Messages are only accepted from processes of the child's current process group
-(checked with SCM_CREDENTIALS), so a late READY=1 from a previous incarnation cannot
-mark a fresh one ready.
+(checked with SCM_CREDENTIALS). A sender that has already exited cannot be checked —
+`systemd-notify` usually has by the time we look — so it is believed; what makes that
+safe is `drain()` before every spawn: whatever a previous incarnation sent is discarded
+then, because its processes are all dead and their datagrams already queued.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ class NotifyListener:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        self.sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self._raw = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._raw.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock = trio.socket.from_stdlib_socket(self._raw)
         self._bound = False
 
     async def bind(self) -> None:
@@ -60,9 +63,18 @@ class NotifyListener:
         os.chmod(self.path, 0o600)
         self._bound = True
 
-    async def serve(
-        self, accept_pid: Callable[[int], bool], deliver: Callable[[Notification], None]
-    ) -> None:
+    def drain(self) -> int:
+        """Discard queued datagrams (sent by an earlier incarnation); returns how many."""
+        dropped = 0
+        while True:
+            try:
+                self._raw.recv(4096, socket.MSG_DONTWAIT)
+            except OSError:  # BlockingIOError: the queue is empty
+                return dropped
+            dropped += 1
+
+    async def serve(self, deliver: Callable[[Notification], None]) -> None:
+        """Deliver every credentialed datagram; the receiver decides whom to believe."""
         cmsg_size = socket.CMSG_SPACE(_CREDS.size)
         while True:
             data, ancdata, _flags, _addr = await self.sock.recvmsg(4096, cmsg_size)
@@ -70,7 +82,7 @@ class NotifyListener:
             for level, kind, payload in ancdata:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                     pid = _CREDS.unpack(payload[: _CREDS.size])[0]
-            if pid and accept_pid(pid):
+            if pid:
                 deliver(parse_notification(data, pid))
 
     def close(self) -> None:

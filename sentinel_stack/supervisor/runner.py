@@ -77,6 +77,7 @@ class ChildRunner:
         self._ready_event = trio.Event()
         self._watchdog_event = trio.Event()
         self._kill_reason = ""
+        self._early: list[Notification] | None = None
         self._spawned_at = 0.0
         self._scope = trio.CancelScope()
         self.finished = trio.Event()  # the task is over: sockets closed, log file closed
@@ -141,7 +142,7 @@ class ChildRunner:
 
     async def _run(self, dependencies: list[ChildRunner]) -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.notify.serve, self._accept_pid, self._on_notification)
+            nursery.start_soon(self.notify.serve, self._on_datagram)
             await self._supervise(dependencies)  # returns only by cancellation
 
     async def _supervise(self, dependencies: list[ChildRunner]) -> None:
@@ -178,9 +179,11 @@ class ChildRunner:
         self._stop_event = trio.Event()
         self._ready_event = trio.Event()
         self._kill_reason = ""
+        self.notify.drain()
         argv, env, listen_fd = self._command()
         if argv is None:
             return ExitStatus(code=127, reason=f"command not found: {self.spec.argv[0]}")
+        self._early = []  # READY=1 may beat us to learning the pid: hold it until then
         try:
             process = await trio.lowlevel.open_process(
                 argv,
@@ -194,8 +197,12 @@ class ChildRunner:
                 preexec_fn=self.ctx.containment.preexec(self.spec.name, listen_fd),
             )
         except OSError as exc:
+            self._early = None
             return ExitStatus(code=127, reason=f"cannot start: {exc.strerror or exc}")
         self.pid = process.pid
+        early, self._early = self._early, None
+        for message in early or ():
+            self._on_datagram(message)
         self._spawned_at = trio.current_time()
         self.ctx.containment.register(process.pid)
         self._publish_state("spawned")
@@ -294,8 +301,9 @@ class ChildRunner:
 
     async def _stop_when_asked(self, process: trio.Process) -> None:
         await self._stop_event.wait()
+        previous = self.state
         if self.lifecycle.stop():
-            self._publish_state("stop requested")
+            self._publish_state("stop requested", previous)
         self._signal_group(process, signal.Signals[self.spec.stop_signal])
         with trio.move_on_after(self.spec.stop_timeout):
             await process.wait()
@@ -319,7 +327,13 @@ class ChildRunner:
         try:
             return os.getpgid(pid) == self.pid
         except ProcessLookupError:
-            return False
+            return True  # exited already (see notify.py: drain() keeps this safe)
+
+    def _on_datagram(self, message: Notification) -> None:
+        if self._early is not None:
+            self._early.append(message)
+        elif self._accept_pid(message.pid):
+            self._on_notification(message)
 
     def _on_notification(self, message: Notification) -> None:
         if message.ready:

@@ -221,3 +221,16 @@ async def test_reload_restarts_only_what_changed(kit):
         await wait_for(sup.runner("added"), "running")
         assert sup.runner("same").pid == same_pid
         assert sup.runner("changing").pid != changing_pid
+
+
+async def test_ready_from_a_short_lived_helper_like_systemd_notify_counts(kit):
+    # systemd-notify has exited by the time the datagram is read: it must still count.
+    kit.tables.append(
+        '[processes.sh]\ncommand = ["/bin/sh", "-c", "systemd-notify --ready; exec sleep 600"]\n'
+        'readiness = { notify = true, timeout = "5s" }\nmax_restarts = 0'
+    )
+    async with running(kit.plan()) as (sup, _):
+        runner = sup.runner("sh")
+        assert runner.state == "running" and runner.lifecycle.restarts == 0
+        assert runner.ready_latency is not None and runner.ready_latency < 2
+

@@ -121,3 +121,18 @@ def test_manual_start_after_fatal_forgets_past_crashes():
 def test_exit_status_text():
     assert str(ExitStatus(code=3)) == "exit code 3"
     assert str(ExitStatus(signal=9, reason="watchdog")) == "killed by SIGKILL (watchdog)"
+
+
+async def test_notify_listener_drains_what_an_earlier_incarnation_sent(short_dir):
+    import socket
+
+    from sentinel_stack.supervisor.notify import NotifyListener
+
+    listener = NotifyListener(short_dir / "n.sock")
+    listener._raw.bind(str(listener.path))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sender:
+        for _ in range(3):
+            sender.sendto(b"READY=1", str(listener.path))
+    assert listener.drain() == 3
+    assert listener.drain() == 0
+    listener.close()
