@@ -79,8 +79,16 @@ class Supervisor:
         self._nursery.start_soon(runner.run, deps, name=f"child:{spec.name}")
 
     def _listen_socket(self, spec: ChildSpec) -> socket.socket | None:
-        """Bind an agent's socket once; it outlives restarts so no connection is lost."""
+        """Bind an agent's socket once; it outlives restarts so no connection is lost.
+
+        Agents that cannot take an fd (``socket_activation = false``) bind the path
+        themselves; we only make sure no stale socket file is in their way.
+        """
         if spec.socket is None:
+            return None
+        if not spec.socket_activation:
+            spec.socket.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            spec.socket.unlink(missing_ok=True)
             return None
         existing = self.sockets.get(spec.name)
         if existing is not None and existing.getsockname() == str(spec.socket):

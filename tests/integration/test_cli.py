@@ -249,6 +249,28 @@ def test_up_only_runs_the_named_child_and_its_dependencies(kit):
     assert names == {"db", "web"}
 
 
+def test_up_agents_only_and_status_watch(kit):
+    kit.child("web")
+    kit.child("guard", "--serve-socket", table="agents")
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("agentsonly"))
+    launcher = Launcher(config, kit.dir / "run", "--agents-only")
+    launcher.wait_for_output("all 1 children ready")
+    watcher = subprocess.Popen(
+        [*CLI, "status", "--watch", "0.2", *launcher.args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        first = [watcher.stdout.readline() for _ in range(3)]
+        assert first[0].startswith("stack agentsonly")
+        assert "guard" in first[2] and "agent" in first[2] and "running" in first[2]
+        assert watcher.stdout.readline().startswith("as of")
+        assert watcher.stdout.readline().startswith("stack agentsonly")  # it refreshes
+    finally:
+        watcher.kill()
+        watcher.wait()
+    assert launcher.stop() == 0
+
+
 def test_commands_without_a_running_stack_say_so(short_dir):
     result = cli("status", "--run-dir", str(short_dir / "none"))
     assert result.returncode == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import sys
 import time
 
 import pytest
@@ -131,8 +132,10 @@ async def test_a_child_flooding_stdout_never_stalls(kit):
             assert any("flooded" in line.line for line in flood.log.tail(50))
             assert flood.log.lines >= 1_000_000
             log_file = kit.dir / "run" / "logs" / "flood.log"
-            rotated = sum(p.stat().st_size for p in log_file.parent.glob("flood.log*"))
-            assert rotated > 0
+            # 10 MiB per file by default, 3 backups kept: rotation happened and stopped there
+            assert log_file.with_name("flood.log.3").exists()
+            assert not log_file.with_name("flood.log.4").exists()
+            assert log_file.with_name("flood.log.1").stat().st_size <= 10 * 1024 * 1024
             assert sup.status()  # the supervisor still answers
 
 
@@ -165,6 +168,42 @@ async def test_socket_activation_keeps_connections_made_during_a_restart(kit):
         assert answer == f"{agent.pid}:queued".encode()
         assert agent.pid != first_pid
         assert any("serving inherited=True" in line.line for line in agent.log.tail(100))
+
+
+async def test_an_agent_without_socket_activation_gets_the_path(kit):
+    kit.child("plain", "--serve-socket", table="agents", socket_activation=False)
+    async with running(kit.plan()) as (sup, _):
+        agent = sup.runner("plain")
+        assert any("serving inherited=False" in line.line for line in agent.log.tail(50))
+
+        def ask() -> bytes:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(str(agent.spec.socket))
+                s.sendall(b"hi")
+                return s.recv(100)
+
+        assert await trio.to_thread.run_sync(ask) == f"{agent.pid}:hi".encode()
+
+
+async def test_http_and_unix_readiness_probes(kit, short_dir):
+    kit.child("web", "--listen-tcp", "18932", readiness={"http": "http://127.0.0.1:18933/"})
+    kit.child(
+        "sock",
+        "--serve-socket",
+        table="agents",
+        socket_activation=False,
+        readiness={"unix": "agents/sock.sock"},
+    )
+    kit.tables.append(
+        "[processes.http]\n"
+        f'command = ["{sys.executable}", "-m", "http.server", "18933", "--bind", "127.0.0.1"]\n'
+        'readiness = { http = "http://127.0.0.1:18933/", timeout = "10s" }'
+    )
+    async with running(kit.plan()) as (sup, _):
+        assert sup.runner("http").state == "running"
+        assert sup.runner("sock").state == "running"
+        assert sup.runner("web").state == "running"
 
 
 async def test_missed_watchdog_restarts_the_child(kit):
@@ -233,4 +272,3 @@ async def test_ready_from_a_short_lived_helper_like_systemd_notify_counts(kit):
         runner = sup.runner("sh")
         assert runner.state == "running" and runner.lifecycle.restarts == 0
         assert runner.ready_latency is not None and runner.ready_latency < 2
-
