@@ -47,8 +47,9 @@ class Stack:
     def start(self) -> float:
         """Start `up`; return seconds from exec to the launcher printing all-ready."""
         began = time.perf_counter()
-        self.proc = subprocess.Popen([*CLI, "up", "--json-logs", *self.args],
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [*CLI, "up", "--json-logs", *self.args], stdout=subprocess.PIPE, text=True
+        )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             event = json.loads(line)
@@ -111,7 +112,8 @@ class Stack:
 
 
 def median_ms(values: list[float]) -> str:
-    return f"{statistics.median(values) * 1000:.0f} ms (min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f})"
+    low, high = min(values) * 1000, max(values) * 1000
+    return f"{statistics.median(values) * 1000:.0f} ms (min {low:.0f}, max {high:.0f})"
 
 
 def main() -> None:
@@ -120,8 +122,18 @@ def main() -> None:
     parser.add_argument("--crashes", type=int, default=10)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     args = parser.parse_args()
-    results: dict[str, list[float]] = {k: [] for k in (
-        "up_wall", "up_internal", "up_wall_sleep", "crash", "down_wall", "down_internal", "idle")}
+    results: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "up_wall",
+            "up_internal",
+            "up_wall_sleep",
+            "crash",
+            "down_wall",
+            "down_internal",
+            "idle",
+        )
+    }
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="ssb-", dir="/tmp") as tmp:
             stack = Stack(Path(tmp), notify=False)
@@ -139,14 +151,23 @@ def main() -> None:
             results["down_wall"].append(wall)
             results["down_internal"].append(internal)
         print(f"run {run + 1}/{args.runs} done", file=sys.stderr)
-    print(f"cores: {os.cpu_count()}, runs: {args.runs}, children: 6")
-    print(f"up -> all ready, 6 sd_notify children, launcher's own clock: {median_ms(results['up_internal'])}")
-    print(f"up -> all ready, 6 sd_notify children, from exec of `sentinel-stack up`: {median_ms(results['up_wall'])}")
-    print(f"up -> all ready, 6 `sleep` children (no readiness check), from exec: {median_ms(results['up_wall_sleep'])}")
-    print(f"crash (SIGKILL) -> running again, backoff 0: {median_ms(results['crash'])} over {len(results['crash'])} crashes")
-    print(f"graceful down of 6 children, inside the launcher: {median_ms(results['down_internal'])}")
-    print(f"graceful down of 6 children, `sentinel-stack down` command: {median_ms(results['down_wall'])}")
-    print(f"launcher idle CPU with 6 children over {args.idle_seconds:g}s: {results['idle'][0]:.2f} % of one core")
+    report = [
+        f"cores: {os.cpu_count()}, runs: {args.runs}, children: 6",
+        "up -> all ready, 6 sd_notify children, launcher's own clock: "
+        + median_ms(results["up_internal"]),
+        "up -> all ready, 6 sd_notify children, from exec of `sentinel-stack up`: "
+        + median_ms(results["up_wall"]),
+        "up -> all ready, 6 `sleep` children (no readiness check), from exec: "
+        + median_ms(results["up_wall_sleep"]),
+        f"crash (SIGKILL) -> running again, backoff 0: {median_ms(results['crash'])} "
+        f"over {len(results['crash'])} crashes",
+        "graceful down of 6 children, inside the launcher: " + median_ms(results["down_internal"]),
+        "graceful down of 6 children, `sentinel-stack down` command: "
+        + median_ms(results["down_wall"]),
+        f"launcher idle CPU with 6 children over {args.idle_seconds:g}s: "
+        f"{results['idle'][0]:.2f} % of one core",
+    ]
+    print("\n".join(report))
 
 
 if __name__ == "__main__":

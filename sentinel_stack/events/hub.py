@@ -7,6 +7,7 @@ the size limit drops the connection (the producer reconnects).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections import Counter, deque
@@ -62,10 +63,9 @@ class EventHub:
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         self.stats.connections += 1
-        try:
+        # A producer that vanishes mid-line loses only that line.
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._read(stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # a producer that vanishes mid-line loses only that line
 
     async def _read(self, stream: trio.SocketStream) -> None:
         buffer = b""
