@@ -15,7 +15,6 @@ from sentinel_agents.denylist import (
     parse_entries,
     save_denylist,
 )
-from sentinel_agents.denylist import store as store_module
 
 T0 = 1_700_000_000.0
 
@@ -96,7 +95,7 @@ def test_atomic_replace_keeps_old_file_when_writing_fails(
     def failing_fsync(fd: int) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_module.os, "fsync", failing_fsync)
+    monkeypatch.setattr("sentinel_agents.denylist.store.os.fsync", failing_fsync)
     empty = Denylist()
     with pytest.raises(OSError, match="disk full"):
         save_denylist(path, empty, now=T0)
