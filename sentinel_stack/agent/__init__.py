@@ -5,16 +5,14 @@ Agent authors need `Agent` (or `FunctionAgent`), the decision helpers re-exporte
 `AgentConnection` from `sentinel_stack.agent.client`. See docs/writing-agents.md.
 """
 
-from sentinel_stack.agent.base import Agent, FunctionAgent, HealthCheck
-from sentinel_stack.agent.client import (
-    AgentConnection,
+from sentinel_stack.agent.base import Agent, AgentHealth, FunctionAgent
+from sentinel_stack.agent.client import AgentConnection, agent_connection, connect_agent
+from sentinel_stack.agent.errors import (
     AgentDraining,
     AgentError,
     AgentEventError,
     AgentUnavailable,
     ConnectionLost,
-    agent_connection,
-    connect_agent,
 )
 from sentinel_stack.agent.runner import run_agent
 from sentinel_stack.agent.server import AgentServer
@@ -41,6 +39,7 @@ __all__ = [
     "AgentDraining",
     "AgentError",
     "AgentEventError",
+    "AgentHealth",
     "AgentServer",
     "AgentUnavailable",
     "Audit",
@@ -49,7 +48,6 @@ __all__ = [
     "Decision",
     "FunctionAgent",
     "HeaderOps",
-    "HealthCheck",
     "RequestBodyChunk",
     "RequestComplete",
     "RequestHeaders",

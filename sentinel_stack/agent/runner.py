@@ -1,9 +1,10 @@
 """`run_agent`: the whole life of an agent process, from argv to exit status.
 
-Order of events: parse flags, take the socket (inherited with socket activation, or bound from
-``--socket``), `Agent.on_start`, listen, report ``READY=1``, serve; on SIGTERM or SIGINT report
-``STOPPING=1``, drain, `Agent.on_stop`, exit 0. A second signal during the drain cuts it short.
-The same program therefore runs under the launcher, under systemd, and by hand.
+Order of events: parse flags; take the socket (bound from ``--socket``, inherited with socket
+activation, or bound from ``$SENTINEL_AGENT_SOCKET``); `Agent.on_start`; listen; report
+``READY=1``; serve. On SIGTERM or SIGINT: report ``STOPPING=1``, drain, `Agent.on_stop`, exit 0.
+A second signal during the drain cuts it short. The same program therefore runs under the
+launcher, under systemd, and by hand.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = ["AgentStartupError", "build_parser", "run_agent"]
 log = logging.getLogger("sentinel_stack.agent")
 
 EXIT_USAGE = 2
+SOCKET_ENV = "SENTINEL_AGENT_SOCKET"
 
 
 class AgentStartupError(Exception):
@@ -47,7 +49,8 @@ def build_parser(agent: Agent) -> argparse.ArgumentParser:
     parser.add_argument(
         "--socket",
         metavar="PATH",
-        help="Unix socket to listen on; by default the one inherited with LISTEN_FDS",
+        help=f"Unix socket to listen on; by default the one inherited with LISTEN_FDS, "
+        f"else ${SOCKET_ENV}",
     )
     parser.add_argument("--name", help=f"agent name in handshake and logs (default {agent.name})")
     parser.add_argument(
@@ -163,7 +166,11 @@ async def _keep_watchdog_fed(period: float) -> None:
 
 
 def _take_socket(name: str, path: str | None) -> tuple[socket.socket, str, Path | None]:
-    """The listening socket, a description of it, and the path to remove at exit if ours."""
+    """The listening socket, a description of it, and the path to remove at exit if ours.
+
+    In order: ``--socket``; sockets inherited with socket activation; the path the launcher
+    names in ``SENTINEL_AGENT_SOCKET`` when it does not bind the socket itself.
+    """
     if path is not None:
         return _bind(Path(path)), path, Path(path)
     inherited = listen_sockets()
@@ -177,9 +184,11 @@ def _take_socket(name: str, path: str | None) -> tuple[socket.socket, str, Path 
             f"{len(inherited)} sockets inherited ({', '.join(inherited)}) and none is named "
             f"{name!r}; set LISTEN_FDNAMES or pass --socket"
         )
+    if path := os.environ.get(SOCKET_ENV):
+        return _bind(Path(path)), path, Path(path)
     raise AgentStartupError(
         "no socket to serve: pass --socket PATH, or start the agent with socket activation "
-        "(LISTEN_FDS, as sentinel-stack and systemd do)"
+        f"(LISTEN_FDS, as sentinel-stack and systemd do) or {SOCKET_ENV}"
     )
 
 

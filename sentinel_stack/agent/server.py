@@ -271,7 +271,10 @@ class _Session:
             else:
                 scope = self.running[cid] = trio.CancelScope()
                 server.in_flight += 1
-                handlers.start_soon(self._decide, message, scope)
+                if server.agent.concurrent:
+                    handlers.start_soon(self._decide, message, scope)
+                else:
+                    await self._decide(message, scope)
         elif isinstance(message, Cancel):
             cancelled = self.running.pop(message.correlation_id, None)
             if cancelled is not None:
