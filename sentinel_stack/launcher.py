@@ -46,7 +46,9 @@ def run_up(plan: StackPlan, launch: Launch) -> int:
         if launch.config_path is None:
             config_file.write_text(launch.config_text)
         use_cgroup = plan.use_cgroup and os.geteuid() == 0
-        with Containment(plan.name, use_cgroup=use_cgroup) as containment:
+        with Containment(
+            plan.name, use_cgroup=use_cgroup, instance=str(plan.run_dir)
+        ) as containment:
             return trio.run(_up, plan, launch, run_dir, containment, config_file)
     finally:
         run_dir.release()

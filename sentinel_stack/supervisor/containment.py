@@ -8,6 +8,7 @@ The guardian process holds the other end of a lifeline pipe and cleans up when i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -46,8 +47,11 @@ def own_cgroup2_path() -> str:
 class Containment:
     """Owns the stack's cgroup (if any) and the guardian; use as a context manager."""
 
-    def __init__(self, stack_name: str, *, use_cgroup: bool = True) -> None:
+    def __init__(self, stack_name: str, *, use_cgroup: bool = True, instance: str = "") -> None:
+        """``instance`` (the run directory) tells apart stacks that share a name."""
         self.stack_name = stack_name
+        suffix = hashlib.sha256(instance.encode()).hexdigest()[:8] if instance else ""
+        self.cgroup_name = f"sentinel-stack.{stack_name}" + (f".{suffix}" if suffix else "")
         self.cgroup: Path | None = None
         self.cgroup_error = ""
         if use_cgroup:
@@ -60,7 +64,7 @@ class Containment:
             self.cgroup_error = "no cgroup v2 hierarchy is mounted"
             return None
         parent = mount / own_cgroup2_path().lstrip("/")
-        path = parent / f"sentinel-stack.{self.stack_name}"
+        path = parent / self.cgroup_name
         try:
             if path.exists():  # left by a launcher that died with its guardian
                 guardian.kill_cgroup(path, time.monotonic() + 2.0)

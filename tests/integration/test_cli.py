@@ -23,7 +23,10 @@ def cli(*args: str, timeout: float = 30, **kw) -> subprocess.CompletedProcess[st
 
 
 class Launcher:
+    running: list[Launcher] = []  # stopped by the `_no_leaked_launchers` fixture
+
     def __init__(self, config: Path, run_dir: Path, *extra: str) -> None:
+        Launcher.running.append(self)
         self.args = ["-c", str(config), "--run-dir", str(run_dir)]
         self.run_dir = run_dir
         self.output = run_dir.parent / "up.out"
@@ -51,6 +54,21 @@ class Launcher:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_launchers():
+    """Whatever a test asserts, no launcher it started outlives it."""
+    yield
+    while Launcher.running:
+        launcher = Launcher.running.pop()
+        if launcher.proc.poll() is None:
+            launcher.proc.terminate()
+            try:
+                launcher.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                launcher.proc.kill()
+                launcher.proc.wait()
 
 
 @pytest.fixture
@@ -327,3 +345,18 @@ def test_the_agent_socket_is_handed_over(stack):
         s.connect(str(path))
         s.sendall(b"hello")
         assert s.recv(100).endswith(b":hello")
+
+
+def test_two_stacks_with_one_name_in_different_run_dirs_keep_apart(kit, short_dir):
+    kit.child("svc")
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("twin"))
+    first = Launcher(config, kit.dir / "run-a")
+    first.wait_for_output("all 1 children ready")
+    second = Launcher(config, kit.dir / "run-b")
+    second.wait_for_output("all 1 children ready")
+    for launcher in (first, second):
+        children = json.loads(launcher.ctl("status", "--json").stdout)["children"]
+        assert children[0]["state"] == "running" and pid_alive(children[0]["pid"])
+        assert children[0]["restarts"] == 0  # the second start did not kill the first's child
+    assert first.stop() == 0 and second.stop() == 0
