@@ -7,6 +7,7 @@ audit/event stream, and `drift(path)` to notice a policy on disk that is not ser
 `run_policy_tests(path)` runs the policy's own ``test_*`` rules. See docs/agents.md.
 """
 
+from sentinel_agents.policy import _preload  # noqa: F401  (first: see _preload)
 from sentinel_agents.policy.decision_log import (
     BundleInfo,
     DecisionLogRecord,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import regopy
+import regopy  # the package __init__ has loaded libstdc++ first: see _preload
 from regopy import rego_shared
 
 _ERROR_ITEM = re.compile(r"\(error (\d+):")
