@@ -133,6 +133,7 @@ class AgentConnection:
         self._health_changed = trio.Event()
         self._goaway = trio.Event()
         self._closed: ConnectionLost | None = None
+        self._lost = trio.Event()
         self._outbox_send, self._outbox = trio.open_memory_channel[tuple[Message, bool]](math.inf)
         self._background = trio.CancelScope()
 
@@ -148,6 +149,12 @@ class AgentConnection:
     @property
     def closed(self) -> bool:
         return self._closed is not None
+
+    async def wait_closed(self) -> ConnectionLost:
+        """Return, with the reason, once the connection has failed or been closed."""
+        await self._lost.wait()
+        assert self._closed is not None
+        return self._closed
 
     @property
     def open_requests(self) -> int:
@@ -284,6 +291,7 @@ class AgentConnection:
         if self._closed is not None:
             return
         self._closed = error
+        self._lost.set()
         for waiters in (self._pending, self._configuring, self._pings):
             for waiter in waiters.values():
                 waiter.resolve(error=error)

@@ -166,6 +166,11 @@ def build_plan(
         spec = _spec(
             name, kind, component, command, common, config.stack.shutdown_timeout, base, run_dir
         )
+        if name == "proxy" and config.proxy is not None:
+            listen = [*config.proxy.listen, config.proxy.admin]
+            if config.proxy.tls is not None:
+                listen += config.proxy.tls.listen
+            spec = _replace(spec, ports=(*spec.ports, *(int(_port(a)) for a in listen)))
         add(_replace(spec, depends_on=tuple(dict.fromkeys((*spec.depends_on, *implicit)))), (name,))
 
     issues += _check_references(loaded, children, paths)

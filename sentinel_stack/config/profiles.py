@@ -63,6 +63,38 @@ def profile_sections(profile: str) -> list[Section]:
             {"stack": stack},
         ),
         _demo_upstream(),
+        (
+            "The reverse proxy: clients talk to `listen`; /health, /ready, /status and\n"
+            "/metrics are on the admin listener (loopback only). `agents` is the default\n"
+            "chain consulted on every request (a route may name its own).",
+            {
+                "proxy": {
+                    "listen": ["127.0.0.1:8080"],
+                    "admin": "127.0.0.1:9090",
+                    "agents": [],
+                    "limits": {"max_body": 10 * 1024 * 1024, "request_timeout": "60s"},
+                }
+            },
+        ),
+        (
+            "Where requests go: an upstream is a set of targets with load balancing and\n"
+            "health checks; `process` names the child serving it (started first).",
+            {
+                "upstreams": {
+                    "demo": {
+                        "targets": ["127.0.0.1:8081"],
+                        "balance": "round_robin",
+                        "process": "demo",
+                        "health_check": {"kind": "http", "path": "/healthz", "interval": "5s"},
+                        "retries": 1,
+                    }
+                }
+            },
+        ),
+        (
+            "Routes pick an upstream by host, path (exact, prefix, regex), method, headers.",
+            {"routes": [{"id": "demo", "path_prefix": "/", "upstream": "demo"}]},
+        ),
     ]
 
 
@@ -71,7 +103,19 @@ def render_profile(profile: str) -> str:
     parts = [_HEADER.format(profile=profile)]
     for comment, data in profile_sections(profile):
         parts.append("\n".join(f"# {line}" if line else "#" for line in comment.splitlines()))
-        parts.append(tomli_w.dumps(data))
+        parts.append(_dump(data))
+    return "\n".join(parts)
+
+
+def _dump(data: dict[str, Any]) -> str:
+    """TOML for one section. Arrays of tables are written as ``[[name]]`` blocks: tomli-w
+    writes them inline, which would put them inside whatever table came before."""
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            parts.extend(f"[[{key}]]\n{tomli_w.dumps(item)}" for item in value)
+        else:
+            parts.append(tomli_w.dumps({key: value}))
     return "\n".join(parts)
 
 

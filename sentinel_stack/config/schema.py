@@ -133,19 +133,56 @@ class ProcessConfig(Supervised):
         return value
 
 
+class BreakerSettings(Model):
+    """Circuit breaker: open after ``failures`` in a row, probe again after ``recovery``."""
+
+    failures: int = Field(5, ge=1)
+    recovery: Duration = 5.0
+    half_open_probes: int = Field(1, ge=1)
+
+
 class AgentConfig(ProcessConfig):
-    """`[agents.NAME]`: a security agent; the launcher binds its socket and hands it over."""
+    """`[agents.NAME]`: a security agent; the launcher binds its socket and hands it over.
+
+    The pipeline settings say how the proxy consults it: a decision must arrive within
+    ``timeout``; when it does not (or the agent is down, or its breaker is open) the
+    request is let through (``failure_mode = "open"``) or refused with 503 ("closed").
+    """
 
     readiness: Readiness = Readiness(notify=True)
     socket: str | None = None
     socket_activation: bool = True
     config: dict[str, object] = {}
+    timeout: Duration = 0.25
+    failure_mode: Literal["open", "closed"] = "open"
+    max_concurrency: int = Field(256, ge=1)
+    breaker: BreakerSettings = BreakerSettings()
 
 
 class Component(Supervised):
     """A built-in component; `command` overrides the bundled program."""
 
     command: Command | None = None
+
+
+class TlsConfig(Model):
+    """HTTPS listeners (HTTP/2 and HTTP/1.1 negotiated with ALPN)."""
+
+    cert: str
+    key: str
+    listen: list[str] = ["127.0.0.1:8443"]
+
+
+class ProxyLimits(Model):
+    """What a client may send, and for how long it may take."""
+
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    max_headers: int = Field(100, ge=1)
+    max_uri_bytes: int = Field(8 * 1024, ge=256)
+    max_body: int = Field(10 * 1024 * 1024, ge=0)
+    request_timeout: Duration = 60.0
+    read_timeout: Duration = 10.0
+    keep_alive_timeout: Duration = 5.0
 
 
 class ProxyConfig(Component):
@@ -155,6 +192,27 @@ class ProxyConfig(Component):
     admin: str = "127.0.0.1:9090"
     workers: int = Field(1, ge=1, le=64)
     agents: list[str] = []
+    tls: TlsConfig | None = None
+    limits: ProxyLimits = ProxyLimits()
+    trusted_proxies: list[str] = []
+    retry_on_status: list[Annotated[int, Field(ge=500, le=599)]] = []
+    upstream_breaker: BreakerSettings = BreakerSettings()
+
+    @field_validator("admin")
+    @classmethod
+    def _admin_on_loopback(cls, value: str) -> str:
+        import ipaddress
+
+        host = value.rpartition(":")[0].strip("[]")
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                f"the admin listener must be on loopback (127.0.0.1 or [::1]), not {value!r}"
+            )
+        return value
 
 
 class HealthCheck(Model):
@@ -193,7 +251,7 @@ class RouteConfig(Model):
     headers: dict[str, str] = {}
     priority: int = 0
     agents: list[str] | None = None
-    failure_mode: Literal["open", "closed"] = "open"
+    failure_mode: Literal["open", "closed"] | None = None
     inspect_body: bool = False
     max_body: int = Field(1024 * 1024, ge=0)
 

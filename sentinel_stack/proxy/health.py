@@ -194,6 +194,11 @@ class UpstreamHealth(Generic[T]):
             if state.check_streak < self._active.healthy_threshold:
                 return None
             state.active = ActiveState.HEALTHY
+            # It was down and the checks prove it is back: whatever ejected it (the errors
+            # of the outage) is over too. A target ejected for 5xx while its checks kept
+            # passing never makes this transition, so it serves out its ejection.
+            state.ejected = False
+            state.consecutive_failures = 0
         else:
             if state.check_streak < self._active.unhealthy_threshold:
                 return None

@@ -237,7 +237,7 @@ class Route:
     headers: tuple[tuple[str, str], ...] = ()
     priority: int = 0
     agents: tuple[str, ...] | None = None
-    failure_mode: Literal["open", "closed"] = "open"
+    failure_mode: Literal["open", "closed"] | None = None  # None: each agent's own setting
     inspect_body: bool = False
     max_body: int = 1024 * 1024
 

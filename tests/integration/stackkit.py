@@ -88,7 +88,9 @@ class Changes(list[StateChange]):
 
 
 @asynccontextmanager
-async def running(plan: StackPlan) -> AsyncIterator[tuple[Supervisor, Changes]]:
+async def running(
+    plan: StackPlan, extra_env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[Supervisor, Changes]]:
     """Run ``plan``; yields once every child settled, with a live list of state changes."""
     bus = EventBus()
     changes = Changes()
@@ -97,7 +99,7 @@ async def running(plan: StackPlan) -> AsyncIterator[tuple[Supervisor, Changes]]:
             run_dir=plan.run_dir,
             bus=bus,
             containment=box,
-            extra_env={"SENTINEL_STACK_PID": str(os.getpid())},
+            extra_env={"SENTINEL_STACK_PID": str(os.getpid()), **(extra_env or {})},
         )
         supervisor = Supervisor(plan, ctx)
         async with trio.open_nursery() as nursery:

@@ -234,3 +234,32 @@ def test_ejection_never_exceeds_the_cap_or_empties_the_upstream(
         assert bool(available) == bool(healthy)
         assert available <= healthy
         assert available == {s.target for s in snap if s.available}
+
+
+def test_recovery_proven_by_active_checks_ends_an_ejection() -> None:
+    from sentinel_stack.proxy.health import ActiveCheckPolicy, EjectionPolicy, UpstreamHealth
+
+    health = UpstreamHealth(
+        ["a", "b"],
+        ActiveCheckPolicy(healthy_threshold=1, unhealthy_threshold=1),
+        EjectionPolicy(consecutive_failures=1, base_ejection_time=30.0, max_ejection_time=300.0),
+    )
+    assert health.record_response("a", True, 0.0)  # connect error: ejected for 30 s
+    health.record_check("a", False, 0.5)  # the outage, seen by the checks
+    assert "a" not in health.available(1.0)
+    health.record_check("a", True, 2.0)  # back up
+    assert "a" in health.available(2.0)
+
+
+def test_an_ejection_for_errors_outlasts_passing_checks() -> None:
+    from sentinel_stack.proxy.health import ActiveCheckPolicy, EjectionPolicy, UpstreamHealth
+
+    health = UpstreamHealth(
+        ["a", "b"],
+        ActiveCheckPolicy(healthy_threshold=1, unhealthy_threshold=1),
+        EjectionPolicy(consecutive_failures=1, base_ejection_time=30.0, max_ejection_time=300.0),
+    )
+    assert health.record_response("a", True, 0.0)  # a 500: ejected, though TCP checks pass
+    health.record_check("a", True, 1.0)
+    assert "a" not in health.available(1.0)
+    assert "a" in health.available(31.0)

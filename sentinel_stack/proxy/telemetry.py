@@ -1,0 +1,112 @@
+"""Access records to the event hub: batched, bounded, never in a request's way.
+
+`AccessLog.record` never waits: when the queue is full (the hub is slow or gone) the
+record is dropped and counted. A background task writes batches as JSON lines and
+reconnects to the hub with backoff.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import msgspec
+import trio
+
+BATCH = 256
+FLUSH_AFTER = 0.05
+
+
+class AgentCall(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What one agent said about one request, and how long it took."""
+
+    agent: str
+    action: str
+    latency_ms: float
+    error: str = ""
+
+
+class AccessRecord(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
+    kind: str = "access"
+    time: float
+    source: str
+    request_id: str
+    method: str
+    path: str
+    status: int
+    latency_ms: float
+    route: str = ""
+    upstream: str = ""
+    target: str = ""
+    query: str = ""
+    host: str = ""
+    protocol: str = ""
+    client_ip: str = ""
+    client_port: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    user_agent: str = ""
+    decided_by: str = ""
+    agents: list[AgentCall] = []
+    tags: list[str] = []
+    rule_ids: list[str] = []
+    error: str = ""
+
+
+class AccessLog:
+    def __init__(self, socket_path: str | None, source: str, capacity: int = 10_000) -> None:
+        self.socket_path = socket_path
+        self.source = source
+        self.dropped = 0
+        self.sent = 0
+        self._send, self._receive = trio.open_memory_channel[AccessRecord](capacity)
+        self._encoder = msgspec.json.Encoder()
+
+    def record(self, record: AccessRecord) -> None:
+        if self.socket_path is None:
+            return
+        try:
+            self._send.send_nowait(record)
+        except trio.WouldBlock:
+            self.dropped += 1
+
+    async def run(self) -> None:
+        """Ship records until cancelled; reconnects forever."""
+        if self.socket_path is None:
+            return
+        backoff = 0.1
+        while True:
+            try:
+                stream = await trio.open_unix_socket(self.socket_path)
+            except OSError:
+                await trio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            try:
+                async with stream:
+                    await self._pump(stream)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                continue
+
+    async def _pump(self, stream: trio.abc.Stream) -> None:
+        while True:
+            batch = [await self._receive.receive()]
+            with trio.move_on_after(FLUSH_AFTER):
+                while len(batch) < BATCH:
+                    batch.append(await self._receive.receive())
+            data = b"".join(self._encoder.encode(r) + b"\n" for r in batch)
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.dropped += len(batch)
+                raise
+            self.sent += len(batch)
+
+
+def source_name() -> str:
+    return os.environ.get("SENTINEL_CHILD_NAME", "proxy")
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,256 @@
+"""The proxy end to end: real processes for upstreams, agents and the proxy itself."""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+import pytest
+import trio
+
+from tests.proxy.e2e import ProxyKit, wait_until
+
+EXAMPLE = "sentinel_agents.example"
+
+
+@pytest.fixture
+def kit(short_dir):
+    return ProxyKit(short_dir)
+
+
+def two_upstreams(kit: ProxyKit) -> None:
+    kit.upstream(
+        "pool",
+        kit.upstream_process("u1"),
+        kit.upstream_process("u2"),
+        balance="round_robin",
+        retries=2,
+    )
+    kit.upstream("solo", kit.upstream_process("u3"))
+
+
+async def test_routing_by_path_method_header_and_host(kit):
+    two_upstreams(kit)
+    kit.routes += [
+        {"id": "exact", "path": "/who", "upstream": "solo"},
+        {"id": "post-only", "path_prefix": "/a", "methods": ["POST"], "upstream": "solo"},
+        {
+            "id": "by-header",
+            "path_prefix": "/b",
+            "headers": {"x-tenant": "blue"},
+            "upstream": "solo",
+        },
+        {
+            "id": "by-host",
+            "path_prefix": "/",
+            "host": "*.example.test",
+            "upstream": "solo",
+            "priority": 10,
+        },
+        {"id": "regex", "path_regex": "/r/[0-9]+", "upstream": "solo"},
+        {"id": "rest", "path_prefix": "/", "upstream": "pool"},
+    ]
+    async with kit.run() as (_, _, client):
+        assert (await client.get("/who")).text == "u3"
+        assert (await client.post("/a")).text == "u3"
+        assert (await client.get("/a")).text in ("u1", "u2")
+        assert (await client.get("/b", headers={"x-tenant": "blue"})).text == "u3"
+        assert (await client.get("/b", headers={"x-tenant": "red"})).text in ("u1", "u2")
+        assert (await client.get("/a", headers={"host": "shop.example.test"})).text == "u3"
+        assert (await client.get("/r/42")).text == "u3"
+        assert (await client.get("/r/x")).text in ("u1", "u2")
+
+
+async def test_no_route_is_404_and_forwarding_headers_are_set(kit):
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.routes.append({"id": "api", "path_prefix": "/api", "upstream": "solo"})
+    async with kit.run() as (_, _, client):
+        missing = await client.get("/elsewhere")
+        assert missing.status_code == 404 and missing.headers["x-request-id"]
+        echo = (
+            await client.get(
+                "/api/echo?q=1", headers={"x-forwarded-for": "6.6.6.6", "x-request-id": "spoofed"}
+            )
+        ).json()
+        headers = echo["headers"]
+        assert headers["x-forwarded-for"] == "127.0.0.1"  # an untrusted claim is replaced
+        assert headers["x-forwarded-proto"] == "http"
+        assert headers["x-forwarded-host"] == f"127.0.0.1:{kit.port}"
+        assert headers["x-request-id"] != "spoofed" and len(headers["x-request-id"]) == 36
+        assert echo["query"] == "q=1"
+
+
+async def test_round_robin_spreads_over_targets(kit):
+    two_upstreams(kit)
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "pool"})
+    async with kit.run() as (_, _, client):
+        seen = [(await client.get("/who")).text for _ in range(10)]
+        assert seen.count("u1") == 5 and seen.count("u2") == 5
+
+
+async def test_a_dead_target_is_ejected_retried_around_and_comes_back(kit):
+    two_upstreams(kit)
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "pool"})
+    async with kit.run() as (sup, _, client):
+        await sup.stop("u1")
+        # connect errors are retried on the other target: no request fails
+        answers = [await client.get("/who") for _ in range(20)]
+        assert {r.status_code for r in answers} == {200}
+        assert {r.text for r in answers} == {"u2"}
+
+        async def u1_marked_down() -> bool:
+            status = (await client.get(f"{kit.admin}/status")).json()
+            targets = status["upstreams"]["pool"]["targets"]
+            return not next(
+                t for t in targets if t["target"].endswith(str(kit.upstream_ports["u1"]))
+            )["available"]
+
+        await wait_until(u1_marked_down)
+        await sup.start("u1")
+
+        async def u1_serves_again() -> bool:
+            return "u1" in {(await client.get("/who")).text for _ in range(4)}
+
+        await wait_until(u1_serves_again)
+
+
+async def test_all_targets_down_gives_a_clean_error(kit):
+    kit.upstream("solo", kit.upstream_process("u3"), retries=0)
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "solo"})
+    async with kit.run() as (sup, _, client):
+        await sup.stop("u3")
+        answer = await client.get("/who")
+        assert answer.status_code in (502, 503)
+
+
+async def test_agent_blocks_mutates_headers_and_names_itself(kit):
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.agent("example", EXAMPLE)
+    kit.proxy_extra["agents"] = ["example"]
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "solo"})
+    async with kit.run() as (_, _, client):
+        blocked = await client.get("/admin/users")
+        assert blocked.status_code == 403
+        assert blocked.headers["x-sentinel-decided-by"] == "example"
+        assert "forbidden by the example agent" in blocked.text
+        allowed = await client.get("/echo")
+        assert allowed.status_code == 200
+        assert allowed.json()["headers"]["x-sentinel-example"] == "checked"  # request op
+        assert allowed.headers["x-content-type-options"] == "nosniff"  # response op
+        metrics = (await client.get(f"{kit.admin}/metrics")).text
+        assert 'sentinel_proxy_blocked_total{agent="example"' in metrics
+
+
+async def test_body_inspection_blocks_on_the_body(kit):
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.agent("example", EXAMPLE)
+    kit.proxy_extra["agents"] = ["example"]
+    kit.routes.append({"id": "forms", "path_prefix": "/", "upstream": "solo", "inspect_body": True})
+    async with kit.run() as (_, _, client):
+        bad = await client.post("/echo", content=b"name=<script>alert(1)</script>")
+        assert bad.status_code == 403
+        good = await client.post("/echo", content=b"name=alice")
+        assert good.status_code == 200 and good.json()["body_bytes"] == 10
+
+
+async def test_agent_failure_modes_when_the_agent_is_down(kit):
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.agent("example", EXAMPLE, failure_mode="open")
+    kit.routes += [
+        {
+            "id": "strict",
+            "path_prefix": "/strict",
+            "upstream": "solo",
+            "agents": ["example"],
+            "failure_mode": "closed",
+        },
+        {"id": "lenient", "path_prefix": "/", "upstream": "solo", "agents": ["example"]},
+    ]
+    async with kit.run() as (sup, _, client):
+        assert (await client.get("/strict/who")).status_code == 200
+        await sup.stop("example")
+        open_answer = await client.get("/who")
+        assert open_answer.status_code == 200  # fail-open: let through
+        closed = await client.get("/strict/who")
+        assert closed.status_code == 503  # fail-closed: refused
+        assert closed.headers["x-sentinel-decided-by"] == "example"
+        await sup.start("example")
+
+        async def reconnected() -> bool:
+            return (await client.get("/strict/who")).status_code == 200
+
+        await wait_until(reconnected)  # the link reconnects by itself
+
+
+async def test_an_agent_sending_garbage_is_dropped_and_the_proxy_is_unharmed(kit, short_dir):
+    kit.upstream("solo", kit.upstream_process("u3"))
+    garbage = short_dir / "garbage.sock"
+    kit.proxy_extra["agents"] = ["junk"]
+    kit.tables.append(
+        "[agents.junk]\n"
+        f'command = ["/bin/sh", "-c", "exec sleep 600"]\n'
+        f'socket = "{garbage}"\nsocket_activation = false\nreadiness = {{ notify = false }}\n'
+        'failure_mode = "open"\ntimeout = "200ms"'
+    )
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "solo"})
+    listener = socket.socket(socket.AF_UNIX)
+    accepted = []
+
+    async def serve_junk() -> None:
+        listener.bind(str(garbage))
+        listener.listen()
+        listener.setblocking(False)
+        sock = trio.socket.from_stdlib_socket(listener)
+        while True:
+            conn, _ = await sock.accept()
+            accepted.append(conn)
+            await conn.send(b"\x00\x00\x00\x05\xffjunk!" * 4)  # not a handshake at all
+
+    async with kit.run() as (_, _, client), trio.open_nursery() as nursery:
+        nursery.start_soon(serve_junk)
+        for _ in range(5):
+            assert (await client.get("/who")).status_code == 200
+        status = (await client.get(f"{kit.admin}/status")).json()
+        assert status["agents"]["junk"]["connected"] is False
+        assert status["agents"]["junk"]["last_error"]
+        nursery.cancel_scope.cancel()
+    listener.close()
+
+
+async def test_limits_and_request_smuggling_are_refused(kit):
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.proxy_extra["limits"] = {"max_body": 1000, "max_headers": 20}
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "solo"})
+    async with kit.run() as (_, _, client):
+        too_big = await client.post("/echo", content=b"x" * 5000)
+        assert too_big.status_code == 413
+        many = await client.get("/echo", headers={f"x-h{i}": "v" for i in range(30)})
+        assert many.status_code == 431
+        traversal = await client.get("/static/%2e%2e/%2e%2e/etc/passwd")
+        assert traversal.status_code == 400
+
+        def raw(request: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", kit.port), timeout=5) as s:
+                s.sendall(request)
+                return s.recv(4096)
+
+        smuggle = (
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        )
+        answer = await trio.to_thread.run_sync(raw, smuggle)
+        assert answer.startswith(b"HTTP/1.1 400")
+
+
+async def test_http2_cleartext_and_streaming_a_large_response(kit):
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "solo"})
+    async with (
+        kit.run() as (_, _, _client),
+        httpx.AsyncClient(http1=False, http2=True, base_url=kit.url) as h2,
+    ):
+        answer = await h2.get("/echo")
+        assert answer.http_version == "HTTP/2"
+        assert answer.json()["name"] == "u3"
+        big = await h2.get("/big?bytes=5000000")
+        assert big.status_code == 200 and len(big.content) == 5_000_000
