@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,17 +134,66 @@ def median(results: list[Result]) -> Result:
     )
 
 
-def sentinel_targets(workdir: Path) -> dict[str, tuple[subprocess.Popen[bytes], str, str]]:
-    """Start sentinel-stack's proxy (no agents, default chain) if it is installed."""
-    try:
-        from sentinel_stack.proxy import bench_support  # type: ignore[attr-defined]
-    except ImportError:
-        print(
-            "sentinel-stack proxy: not part of this installation; measuring nginx only",
-            file=sys.stderr,
+SENTINEL_H1 = {"sentinel proxy, no agents": 18200, "sentinel proxy, example agent": 18210}
+
+
+def sentinel_config(port: int, with_agent: bool) -> str:
+    agent = (
+        '[agents.example]\ncommand = ["${SENTINEL_PYTHON}", "-m", "sentinel_agents.example"]\n'
+        if with_agent
+        else ""
+    )
+    return f"""
+[stack]
+name = "bench{port}"
+[proxy]
+listen = ["127.0.0.1:{port}"]
+admin = "127.0.0.1:{port + 1}"
+agents = {'["example"]' if with_agent else "[]"}
+[upstreams.static]
+targets = ["127.0.0.1:{STATIC_H1}"]
+health_check = {{ kind = "none" }}
+[[routes]]
+id = "all"
+path_prefix = "/"
+upstream = "static"
+{agent}"""
+
+
+def sentinel_targets(workdir: Path) -> dict[str, tuple[subprocess.Popen[str], str, str]]:
+    """Start sentinel-stack's proxy (without agents, and with the example agent)."""
+    started: dict[str, tuple[subprocess.Popen[str], str, str]] = {}
+    for name, port in SENTINEL_H1.items():
+        config = workdir / f"sentinel-{port}.toml"
+        config.write_text(sentinel_config(port, with_agent="agent" in name))
+        proc = subprocess.Popen(
+            pinned(
+                0,
+                [
+                    sys.executable,
+                    "-m",
+                    "sentinel_stack",
+                    "up",
+                    "--no-tui",
+                    "-c",
+                    str(config),
+                    "--run-dir",
+                    str(workdir / f"run-{port}"),
+                ],
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        return {}
-    return bench_support.start_targets(workdir, upstream=f"127.0.0.1:{STATIC_H1}")  # type: ignore[no-any-return]
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "children ready" in line or "degraded" in line:
+                break
+        # keep draining its output so the launcher never blocks on a full pipe
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        url = f"http://127.0.0.1:{port}/"
+        started[name] = (proc, url, url)
+    return started
 
 
 def main() -> None:
