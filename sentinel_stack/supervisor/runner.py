@@ -100,6 +100,16 @@ class ChildRunner:
             self.state is State.EXITED and last is not None and last.success
         )
 
+    def send_signal(self, sig: signal.Signals) -> bool:
+        """Send ``sig`` to the main process (not its group); False when nothing runs."""
+        if self.pid is None or self.state is not State.RUNNING:
+            return False
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
     def uptime(self) -> float | None:
         ready = self.lifecycle.ready_at
         if self.state is State.RUNNING and ready is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from collections.abc import Iterable
 
@@ -15,6 +16,7 @@ from sentinel_stack.supervisor.runner import ChildRunner, RuntimeContext
 from sentinel_stack.supervisor.spec import ChildSpec, StackPlan
 
 _DOWN = (State.STOPPED, State.EXITED, State.FATAL)
+RELOADABLE = frozenset({"proxy", "probe", "detector"})  # reload on SIGHUP, in place
 
 
 class ChildStatus(msgspec.Struct, frozen=True):
@@ -160,7 +162,22 @@ class Supervisor:
         for spec in plan.children:
             if spec.name in changed or spec.name in added:
                 self._launch(spec)
-        return [f"-{n}" for n in removed] + [f"~{n}" for n in changed] + [f"+{n}" for n in added]
+        # Built-in components read their settings (routes, rules, ...) from the config file
+        # themselves: an unchanged command line does not mean unchanged settings.
+        told = [
+            f"^{name}"
+            for name in new
+            if name not in changed
+            and name not in added
+            and new[name].kind in RELOADABLE
+            and self.runners[name].send_signal(signal.SIGHUP)
+        ]
+        return (
+            [f"-{n}" for n in removed]
+            + [f"~{n}" for n in changed]
+            + [f"+{n}" for n in added]
+            + told
+        )
 
     def status(self) -> list[ChildStatus]:
         result = []

@@ -15,6 +15,7 @@ import trio
 
 from sentinel_stack.config import load_config_text
 from sentinel_stack.config.plan import build_plan
+from sentinel_stack.supervisor.spec import StackPlan
 from sentinel_stack.supervisor.stack import Supervisor
 from tests.integration.stackkit import Changes, running
 
@@ -109,12 +110,15 @@ class ProxyKit:
         path.write_text(self.text())
         return path
 
-    @asynccontextmanager
-    async def run(self) -> AsyncIterator[tuple[Supervisor, Changes, httpx.AsyncClient]]:
+    def plan_now(self) -> StackPlan:
         path = self.write()
         loaded = load_config_text(path.read_text(), str(path), path=path, base_dir=self.dir)
-        plan = build_plan(loaded, run_dir=self.dir / "run")
-        env = {"SENTINEL_CONFIG": str(path)}
+        return build_plan(loaded, run_dir=self.dir / "run")
+
+    @asynccontextmanager
+    async def run(self) -> AsyncIterator[tuple[Supervisor, Changes, httpx.AsyncClient]]:
+        plan = self.plan_now()
+        env = {"SENTINEL_CONFIG": str(self.dir / "stack.toml")}
         async with running(plan, extra_env=env) as (sup, changes):
             assert sup.runner("proxy").state == "running", sup.runner("proxy").log.tail(30)
             async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:

@@ -254,3 +254,111 @@ async def test_http2_cleartext_and_streaming_a_large_response(kit):
         assert answer.json()["name"] == "u3"
         big = await h2.get("/big?bytes=5000000")
         assert big.status_code == 200 and len(big.content) == 5_000_000
+
+
+def self_signed(directory) -> tuple[str, str]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+async def test_tls_listener_negotiates_http2_with_alpn(kit, short_dir):
+    from tests.proxy.e2e import free_port
+
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "solo"})
+    cert, key = self_signed(short_dir)
+    tls_port = free_port()
+    kit.proxy_extra["tls"] = {"cert": cert, "key": key, "listen": [f"127.0.0.1:{tls_port}"]}
+    async with (
+        kit.run() as (_, _, _client),
+        httpx.AsyncClient(
+            http2=True, verify=False, base_url=f"https://127.0.0.1:{tls_port}"
+        ) as tls,
+    ):
+        answer = await tls.get("/echo")
+        assert answer.http_version == "HTTP/2"
+        assert answer.json()["headers"]["x-forwarded-proto"] == "https"
+
+
+async def test_websocket_pass_through(kit):
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, Request, TextMessage
+
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "solo"})
+    async with kit.run():
+        stream = await trio.open_tcp_stream("127.0.0.1", kit.port)
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(Request(host="localhost", target="/ws")))
+        events: list = []
+        with trio.fail_after(10):
+            while not any(isinstance(e, AcceptConnection) for e in events):
+                ws.receive_data(await stream.receive_some(65536))
+                events += list(ws.events())
+            await stream.send_all(ws.send(TextMessage(data="ping")))
+            texts: list[str] = []
+            while not texts:
+                ws.receive_data(await stream.receive_some(65536))
+                texts += [e.data for e in ws.events() if isinstance(e, TextMessage)]
+        assert texts == ["u3:ping"]
+        await stream.aclose()
+
+
+async def test_reload_swaps_routes_without_dropping_requests(kit):
+    kit.upstream("pool", kit.upstream_process("u1"))
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.routes.append({"id": "rest", "path_prefix": "/", "upstream": "pool"})
+    async with kit.run() as (sup, _, client):
+        assert (await client.get("/who")).text == "u1"
+        failures: list[str] = []
+        done = trio.Event()
+
+        async def hammer() -> None:
+            while not done.is_set():
+                answer = await client.get("/who")  # one keep-alive connection, reused
+                if answer.status_code != 200:
+                    failures.append(answer.text)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hammer)
+            kit.routes[-1]["upstream"] = "solo"
+            kit.write()
+            changes = await sup.reload(kit.plan_now())  # what `sentinel-stack reload` does
+            assert "^proxy" in changes  # told to reload in place, not restarted
+
+            async def switched() -> bool:
+                return (await client.get("/who")).text == "u3"
+
+            await wait_until(switched)
+            done.set()
+        assert failures == []
+        assert sup.runner("proxy").lifecycle.restarts == 0
