@@ -157,11 +157,13 @@ class UpstreamGroup:
                 )
                 now = trio.current_time()
                 self._learn(target, True, now, kind)
+                # Nothing reached the upstream (refused, or timed out waiting for a slot or
+                # the connect): as safe to try elsewhere as a refused connect, for any method.
                 decision = decide_retry(
                     self.retry,
                     method=method,
                     failure=AttemptFailure.CONNECT_ERROR
-                    if isinstance(error, UpstreamConnectError)
+                    if not error.request_sent
                     else AttemptFailure.RESET_BEFORE_HEADERS,
                     attempts_made=attempt,
                     body_sent=error.request_sent,
