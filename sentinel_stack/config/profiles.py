@@ -110,7 +110,7 @@ def render_profile(profile: str) -> str:
 def _dump(data: dict[str, Any]) -> str:
     """TOML for one section. Arrays of tables are written as ``[[name]]`` blocks: tomli-w
     writes them inline, which would put them inside whatever table came before."""
-    parts = []
+    parts: list[str] = []
     for key, value in data.items():
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             parts.extend(f"[[{key}]]\n{tomli_w.dumps(item)}" for item in value)
