@@ -10,18 +10,13 @@ import argparse
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from sentinel_stack.asgi import Receive, Scope, Send, respond, serve_lifespan
 from sentinel_stack.child.sdnotify import notify
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 ITEMS = [
     {"id": 1, "name": "keyboard", "price": 49.0},
@@ -34,22 +29,8 @@ PAGE = b"""<!doctype html><html><head><title>sentinel demo shop</title></head>
 </body></html>"""
 
 
-async def _respond(send: Send, status: int, body: bytes, content_type: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _json(send: Send, status: int, payload: object) -> None:
-    await _respond(send, status, json.dumps(payload).encode(), "application/json")
+    await respond(send, status, json.dumps(payload).encode(), "application/json")
 
 
 async def _read_body(receive: Receive, limit: int = 1024 * 1024) -> bytes:
@@ -63,9 +44,7 @@ async def _read_body(receive: Receive, limit: int = 1024 * 1024) -> bytes:
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scope["type"] == "lifespan":
-        while (await receive())["type"] != "lifespan.shutdown":
-            await send({"type": "lifespan.startup.complete"})
-        await send({"type": "lifespan.shutdown.complete"})
+        await serve_lifespan(receive, send)
         return
     if scope["type"] != "http":
         return
@@ -73,7 +52,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if path == "/healthz":
         await _json(send, 200, {"status": "ok", "time": time.time()})
     elif path == "/":
-        await _respond(send, 200, PAGE, "text/html; charset=utf-8")
+        await respond(send, 200, PAGE, "text/html; charset=utf-8")
     elif path == "/api/items" and method == "GET":
         await _json(send, 200, {"items": ITEMS})
     elif path.startswith("/api/items/") and method == "GET":

@@ -8,7 +8,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from sentinel_stack.proxy.front import ProxyApp, Receive, Scope, Send
+from sentinel_stack.asgi import Receive, Scope, Send, respond, serve_lifespan
+from sentinel_stack.proxy.front import ProxyApp
 from sentinel_stack.proxy.metrics import BREAKER_STATES
 
 
@@ -21,30 +22,28 @@ class AdminApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         path = scope["path"]
         if path == "/health":
-            await _send(send, 200, b"ok\n", "text/plain")
+            await respond(send, 200, b"ok\n", "text/plain")
         elif path == "/ready":
             ok = self.ready and not self.draining
-            await _send(
+            await respond(
                 send, 200 if ok else 503, b"ready\n" if ok else b"not ready\n", "text/plain"
             )
         elif path == "/status":
             body = json.dumps(self.status(), indent=2).encode()
-            await _send(send, 200, body, "application/json")
+            await respond(send, 200, body, "application/json")
         elif path == "/metrics":
             self._refresh_gauges()
-            await _send(
+            await respond(
                 send, 200, generate_latest(self.proxy.metrics.registry), CONTENT_TYPE_LATEST
             )
         else:
-            await _send(
+            await respond(
                 send, 404, b"not found: try /health /ready /status /metrics\n", "text/plain"
             )
 
@@ -95,17 +94,3 @@ class AdminApp:
             },
             "access_log": {"sent": self.proxy.access.sent, "dropped": self.proxy.access.dropped},
         }
-
-
-async def _send(send: Send, status: int, body: bytes, content_type: str) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -10,12 +10,13 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
+from sentinel_stack.asgi import Receive, Scope, Send, serve_lifespan
 from sentinel_stack.protocol import (
     Block,
     Challenge,
@@ -44,10 +45,6 @@ from sentinel_stack.proxy.settings import ProxySettings
 from sentinel_stack.proxy.telemetry import AccessLog, AccessRecord, AgentCall
 from sentinel_stack.proxy.upstream_pool import UpstreamError
 from sentinel_stack.proxy.upstreams import NoTargetAvailable, UpstreamGroup
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class BodyTooLarge(Exception):
@@ -111,9 +108,7 @@ class ProxyApp:
 
             await proxy_websocket(self, scope, receive, send)
         elif scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+            await serve_lifespan(receive, send)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.state

@@ -28,7 +28,8 @@ from sentinel_stack.proxy.limits import prepare_upstream_headers
 from sentinel_stack.proxy.routing import PathRejection, normalize_path
 
 if TYPE_CHECKING:
-    from sentinel_stack.proxy.front import ProxyApp, Receive, Scope, Send
+    from sentinel_stack.asgi import Receive, Scope, Send
+    from sentinel_stack.proxy.front import ProxyApp
 
 POLICY_VIOLATION = 1008
 UPSTREAM_FAILED = 1011
