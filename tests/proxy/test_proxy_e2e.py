@@ -362,3 +362,47 @@ async def test_reload_swaps_routes_without_dropping_requests(kit):
             done.set()
         assert failures == []
         assert sup.runner("proxy").lifecycle.restarts == 0
+
+
+async def test_a_slow_agent_times_out_by_failure_mode_and_trips_its_breaker(kit):
+    import sys
+    from pathlib import Path
+
+    slow = str(Path(__file__).resolve().parents[1] / "slowagent.py")
+    kit.upstream("solo", kit.upstream_process("u3"))
+    kit.tables.append(
+        f'[agents.slow]\ncommand = ["{sys.executable}", "{slow}"]\n'
+        'env = { SLOW_AGENT_DELAY = "2" }\ntimeout = "100ms"\nfailure_mode = "open"\n'
+        'breaker = { failures = 3, recovery = "500ms" }'
+    )
+    kit.routes += [
+        {
+            "id": "closed",
+            "path_prefix": "/slow/closed",
+            "upstream": "solo",
+            "agents": ["slow"],
+            "failure_mode": "closed",
+        },
+        {"id": "open", "path_prefix": "/", "upstream": "solo", "agents": ["slow"]},
+    ]
+    async with kit.run() as (_, _, client):
+        started = trio.current_time()
+        lenient = await client.get("/slow/who")
+        assert lenient.status_code == 200  # fail-open: the 2 s agent is not waited for
+        assert trio.current_time() - started < 1.5
+        strict = await client.get("/slow/closed/who")
+        assert strict.status_code == 503
+        await client.get("/slow/who")  # third timeout in a row: the breaker opens
+        status = (await client.get(f"{kit.admin}/status")).json()
+        assert status["agents"]["slow"]["breaker"] == "open"
+        fast = await client.get("/who")  # breaker open: not even asked, let through
+        assert fast.status_code == 200
+        metrics = (await client.get(f"{kit.admin}/metrics")).text
+        assert 'sentinel_proxy_agent_breaker_state{agent="slow"} 2.0' in metrics
+
+        async def closed_again() -> bool:
+            await client.get("/who")  # a fast request is the half-open probe
+            body = (await client.get(f"{kit.admin}/status")).json()
+            return bool(body["agents"]["slow"]["breaker"] == "closed")
+
+        await wait_until(closed_again)
