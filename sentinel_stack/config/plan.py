@@ -131,7 +131,7 @@ def build_plan(
         upstream_processes = [u.process for u in config.upstreams.values() if u.process]
         builtins.append(("proxy", config.proxy, (*sorted(proxy_agents), *upstream_processes), []))
     if config.probe is not None:
-        flags = ["--scope", config.probe.scope, "--backend", config.probe.backend]
+        flags = ["run", "--scope", config.probe.scope, "--backend", config.probe.backend]
         for sensitive in config.probe.sensitive_paths:
             flags += ["--sensitive-path", sensitive]
         for watched in config.probe.watch_paths:
