@@ -32,7 +32,8 @@ MAX_REQUEST = 64 * 1024
 
 def peer_uid(sock: trio.socket.SocketType) -> int:
     data = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-    return int(_PEERCRED.unpack(data)[2])
+    _pid, uid, _gid = _PEERCRED.unpack(data)  # struct ucred: pid, uid, gid
+    return int(uid)
 
 
 @dataclass
