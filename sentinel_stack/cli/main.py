@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sentinel_stack import __version__
+from sentinel_stack.cli.agent_commands import AGENT_COMMANDS, add_agent_verbs
 from sentinel_stack.config.loader import ConfigError, LoadedConfig, load_config, load_config_text
 from sentinel_stack.config.plan import build_plan
 from sentinel_stack.config.profiles import PROFILES, embedded_default, render_profile
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="reload the config; restart only changed children (like SIGHUP)",
     )
+    add_agent_verbs(verbs, common)
     return parser
 
 
@@ -319,6 +321,7 @@ COMMANDS = {
     "logs": cmd_logs,
     "down": cmd_down,
     "reload": cmd_reload,
+    **AGENT_COMMANDS,
 }
 
 

@@ -48,8 +48,107 @@ def _demo_upstream() -> Section:
     )
 
 
+def _agent(module: str) -> list[str]:
+    return ["${SENTINEL_PYTHON}", "-m", f"sentinel_agents.{module}"]
+
+
+def _agents(profile: str) -> list[Section]:
+    """The bundled security agents (docs/agents.md): none in `minimal`, policy only in `full`."""
+    if profile == "minimal":
+        return []
+    sections: list[Section] = [
+        (
+            "The denylist agent refuses denied IPs/CIDRs, path prefixes, user agents and header\n"
+            "values (403). Change it while the stack runs: `sentinel-stack deny add 203.0.113.7\n"
+            "--ttl 10m`, `deny remove 203.0.113.7`, `deny list`. Entries are kept in\n"
+            "<run-dir>/denylist.json (config key `file`).",
+            {
+                "agents": {
+                    "denylist": {
+                        "command": _agent("denylist"),
+                        "timeout": "100ms",
+                        "failure_mode": "open",
+                        "config": {"status": 403},
+                    }
+                }
+            },
+        ),
+        (
+            "The rate-limit agent: GCRA rules, the first that matches decides; a refusal is 429\n"
+            "with Retry-After and RateLimit-* headers. `dry_run = true` only counts.\n"
+            "Rule keys: name, rate, period, burst, key (client_ip, path, route, method, global,\n"
+            "header:<name>), match (route, path_prefix, method, header).",
+            {
+                "agents": {
+                    "ratelimit": {
+                        "command": _agent("ratelimit"),
+                        "timeout": "100ms",
+                        "failure_mode": "open",
+                        "config": {
+                            "dry_run": False,
+                            "rules": [
+                                {
+                                    "name": "per-client",
+                                    "rate": 100,
+                                    "period": "1s",
+                                    "burst": 200,
+                                    "key": ["client_ip"],
+                                }
+                            ],
+                        },
+                    }
+                }
+            },
+        ),
+        (
+            "The WAF agent: ModSecurity v3 with the OWASP CRS, or a pure-Python fallback when\n"
+            'libmodsecurity is missing (its health says which, and why). `mode = "detect"`\n'
+            "only reports; request bodies are inspected on routes with `inspect_body = true`.",
+            {
+                "agents": {
+                    "waf": {
+                        "command": _agent("waf"),
+                        "timeout": "250ms",
+                        "failure_mode": "open",
+                        "config": {"mode": "block", "paranoia_level": 1, "anomaly_threshold": 5},
+                    }
+                }
+            },
+        ),
+    ]
+    if profile == "full":
+        sections.append(
+            (
+                "The policy agent: Rego policies decide every request (default: configs/policies,\n"
+                "else the bundled example). Edits are picked up within a second; a broken edit\n"
+                "keeps the last good policy and raises an alert. Decisions are logged to the\n"
+                "event hub. `sentinel-stack policy test` runs the policy's own tests.",
+                {
+                    "agents": {
+                        "policy": {
+                            "command": _agent("policy"),
+                            "timeout": "250ms",
+                            "failure_mode": "open",
+                            "config": {"decision_log": "all", "watch_interval": 1.0},
+                        }
+                    }
+                },
+            )
+        )
+    return sections
+
+
+def _agent_chain(profile: str) -> list[str]:
+    return {
+        "minimal": [],
+        "default": ["denylist", "ratelimit", "waf"],
+        "full": ["denylist", "ratelimit", "policy", "waf"],
+    }[profile]
+
+
 def profile_sections(profile: str) -> list[Section]:
-    """The sections of a profile; no two sections share a top-level table."""
+    """The sections of a profile; no two sections share a table (agents share `agents`,
+    each with its own `[agents.NAME]`)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     stack: dict[str, Any] = {"name": "default", "shutdown_timeout": "10s"}
@@ -63,6 +162,7 @@ def profile_sections(profile: str) -> list[Section]:
             {"stack": stack},
         ),
         _demo_upstream(),
+        *_agents(profile),
         (
             "The reverse proxy: clients talk to `listen`; /health, /ready, /status and\n"
             "/metrics are on the admin listener (loopback only). `agents` is the default\n"
@@ -71,7 +171,7 @@ def profile_sections(profile: str) -> list[Section]:
                 "proxy": {
                     "listen": ["127.0.0.1:8080"],
                     "admin": "127.0.0.1:9090",
-                    "agents": [],
+                    "agents": _agent_chain(profile),
                     "limits": {"max_body": 10 * 1024 * 1024, "request_timeout": "60s"},
                 }
             },
@@ -92,8 +192,18 @@ def profile_sections(profile: str) -> list[Section]:
             },
         ),
         (
-            "Routes pick an upstream by host, path (exact, prefix, regex), method, headers.",
-            {"routes": [{"id": "demo", "path_prefix": "/", "upstream": "demo"}]},
+            "Routes pick an upstream by host, path (exact, prefix, regex), method, headers.\n"
+            "`inspect_body = true` lets agents that ask (the WAF) see request bodies.",
+            {
+                "routes": [
+                    {
+                        "id": "demo",
+                        "path_prefix": "/",
+                        "upstream": "demo",
+                        **({"inspect_body": True} if profile != "minimal" else {}),
+                    }
+                ]
+            },
         ),
     ]
 
