@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, default=100, help="how many lines (default 100)")
 
     verbs.add_parser("down", parents=[common], help="stop the running stack")
+    attach = verbs.add_parser(
+        "attach", parents=[common], help="open the TUI on a running stack (`up --no-tui`)"
+    )
+    attach.add_argument(
+        "--read-only", action="store_true", help="watch only: no start/stop/restart/down"
+    )
     verbs.add_parser(
         "reload",
         parents=[common],
@@ -197,16 +203,45 @@ def cmd_up(args: argparse.Namespace) -> int:
     def reload_plan() -> StackPlan:
         return _select(plan_for(args)[1], args)
 
+    tui = _use_tui(args, loaded)
     launch = Launch(
         config_text=loaded.text,
         config_path=loaded.path.resolve() if loaded.path else None,
         reload_plan=reload_plan,
-        printer=ConsolePrinter(json_lines=args.json_logs),
+        printer=None if tui else ConsolePrinter(json_lines=args.json_logs),
     )
+    if tui:  # the launcher in a forked child, the TUI attached to it here: docs/tui.md
+        from sentinel_stack.tui.run import up_with_tui
+
+        def launcher() -> int:
+            try:
+                return run_up(plan, launch)
+            except AlreadyRunning as exc:
+                print(f"sentinel-stack: {exc}", file=sys.stderr)
+                return EXIT_NO_STACK
+
+        return up_with_tui(
+            plan.run_dir, plan.name, launcher, refresh_hz=loaded.config.tui.refresh_hz
+        )
     try:
         return run_up(plan, launch)
     except AlreadyRunning as exc:
         raise CliError(str(exc), EXIT_NO_STACK) from None
+
+
+def _use_tui(args: argparse.Namespace, loaded: LoadedConfig) -> bool:
+    """The TUI needs a terminal both ways; `--no-tui`, `--json-logs` or `[tui] enabled =
+    false` ask for the headless output."""
+    if args.no_tui or args.json_logs or not loaded.config.tui.enabled:
+        return False
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        return False
+    try:
+        import sentinel_stack.tui.app  # noqa: F401
+    except ImportError as exc:
+        print(f"sentinel-stack: no TUI ({exc}); printing events instead", file=sys.stderr)
+        return False
+    return True
 
 
 def _select(plan: StackPlan, args: argparse.Namespace) -> StackPlan:
@@ -310,8 +345,21 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_attach(args: argparse.Namespace) -> int:
+    from sentinel_stack.tui.run import attach
+
+    path = control_path(args)
+    _client(args).close()  # says "no stack is running here" when none is
+    try:
+        refresh_hz = load(args).config.tui.refresh_hz
+    except ConfigError:
+        refresh_hz = 10.0
+    return attach(path, read_only=args.read_only, refresh_hz=refresh_hz)
+
+
 COMMANDS = {
     "up": cmd_up,
+    "attach": cmd_attach,
     "validate": cmd_validate,
     "init": cmd_init,
     "status": cmd_status,
