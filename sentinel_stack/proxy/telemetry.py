@@ -26,8 +26,11 @@ class AgentCall(msgspec.Struct, frozen=True, omit_defaults=True):
     error: str = ""
 
 
-class AccessRecord(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):
-    kind: str = "access"
+class AccessRecord(
+    msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True, tag="access", tag_field="kind"
+):
+    # `kind` is a tag, not a defaulted field: omit_defaults would drop it, and the event
+    # hub refuses records without a kind.
     time: float
     source: str
     request_id: str

@@ -32,13 +32,18 @@ from sentinel_stack.tui.widgets.processes import ChildCommand, ChildSelected, Pr
 from sentinel_stack.tui.widgets.traffic import TrafficPanel
 
 Mode = Literal["up", "attach"]
-PANELS = ("processes", "traffic", "alerts", "probe")
 # what each panel shows, so it is redrawn only when one of these changed
 SECTIONS: dict[str, tuple[str, ...]] = {
     "processes": ("processes", "logs"),
     "traffic": ("traffic",),
     "alerts": ("alerts",),
     "probe": ("probe",),
+}
+FOCUS = {
+    "processes": "#process-table",
+    "traffic": "#traffic-tail",
+    "alerts": "#alert-table",
+    "probe": "#probe-kinds",
 }
 
 
@@ -131,10 +136,11 @@ class SentinelApp(App[Outcome]):
         self.set_interval(1 / self.refresh_hz, self.tick, name="render")
         self.query_one("#process-table").focus()
         if self.handle_signals:
-            # SIGTERM or a closed terminal: what `up` does headless (stop), or leave (attach)
-            loop = asyncio.get_running_loop()
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(signum, self._on_signal)
+            # SIGTERM: what `up` does headless (stop the stack), or leave (attach). SIGHUP (the
+            # terminal is gone) keeps its default, ending the process at once: an orderly exit
+            # would wait forever on writes to the dead terminal, and `up`'s lifeline already
+            # stops the stack when this process ends without having detached.
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_signal)
 
     def _on_signal(self) -> None:
         if self.mode == "up" and self.commands is not None:
@@ -194,6 +200,8 @@ class SentinelApp(App[Outcome]):
             self.query_one(ProbePanel).show(state.probe.snapshot())
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if not self.query_one(FilterBar).has_focus:
+            self._focus_panel(self.active_panel())  # a click on a tab: its keys, too
         self.tick(force=True)
 
     # ---- panel messages -------------------------------------------------------------------
@@ -235,13 +243,11 @@ class SentinelApp(App[Outcome]):
 
     def action_tab(self, panel: str) -> None:
         self.query_one(TabbedContent).active = panel
-        focus = {
-            "processes": "#process-table",
-            "traffic": "#traffic-tail",
-            "alerts": "#alert-table",
-            "probe": "#probe-kinds",
-        }[panel]
-        self.query_one(focus).focus()
+        self._focus_panel(panel)
+
+    def _focus_panel(self, panel: str) -> None:
+        """Focus the panel's main widget, so its keys work (and the tab stays shown)."""
+        self.query_one(FOCUS[panel]).focus()
 
     def _filterable(self) -> ProcessesPanel | TrafficPanel | AlertsPanel | None:
         panel = self.active_panel()
@@ -280,7 +286,7 @@ class SentinelApp(App[Outcome]):
     def action_close_filter(self) -> None:
         bar = self.query_one(FilterBar)
         bar.remove_class("-shown")
-        self.action_tab(self.active_panel())
+        self._focus_panel(self.active_panel())
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

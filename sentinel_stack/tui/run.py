@@ -74,9 +74,9 @@ def up_with_tui(
     control = run_dir / "control.sock"
     try:
         ready = _wait_ready(pid, control)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C before the TUI is up: stop, as headless would
         os.kill(pid, signal.SIGTERM)
-        ready = None
+        ready = _wait_launcher(pid)
     if ready is not None:  # the launcher ended before it was ready: say why
         os.close(lifeline_write)
         print(_tail(log_path, log_start), end="", file=sys.stderr)

@@ -226,6 +226,18 @@ def test_traffic_panel_figures_tail_pause_and_filter():
     drive(scenario)
 
 
+def test_clicking_a_tab_shows_it_and_its_keys_work():
+    async def scenario(app: SentinelApp, pilot: Pilot[Any]) -> None:
+        await pilot.click("#--content-tab-traffic")
+        await pilot.pause()
+        assert app.active_panel() == "traffic"
+        assert app.query_one("#traffic-tail").has_focus
+        await pilot.press("p")
+        assert app.query_one(TrafficPanel).paused
+
+    drive(scenario)
+
+
 # ---- Alerts ----------------------------------------------------------------------------------
 
 

@@ -59,7 +59,7 @@ class Tmux:
     def pane_pid(self, window: str) -> int:
         return int(self("display", "-p", "-t", window, "#{pane_pid}").strip())
 
-    def wait_screen(self, window: str, check: Callable[[str], bool], timeout: float = 20) -> str:
+    def wait_screen(self, window: str, check: Callable[[str], bool], timeout: float = 30) -> str:
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen(window)
@@ -194,6 +194,16 @@ def test_a_killed_tui_takes_its_stack_down(tmux, stack):
     os.kill(tui, signal.SIGKILL)
     assert exit_code(exit_file) == 128 + signal.SIGKILL
     wait_until(lambda: not any(pid_alive(p) for p in pids), 20, "every process to be gone")
+
+
+def test_closing_the_terminal_ends_the_tui_and_its_stack(tmux, stack):
+    tmux.start("up", [*CLI, "up", *stack.args])
+    tmux.wait_screen("up", all_running)
+    shell = tmux.pane_pid("up")
+    tui = int(Path(f"/proc/{shell}/task/{shell}/children").read_text().split()[0])
+    pids = stack.pids() | {tui}
+    tmux("kill-session", "-t", "up")  # the terminal goes away: SIGHUP
+    wait_until(lambda: not any(pid_alive(p) for p in pids), 20, "the TUI and the stack to end")
 
 
 CRASHING_TUI = """

@@ -60,7 +60,8 @@ class AlertsPanel(Vertical):
         self.listing = book.listing(self.by_severity, self.search)[:SHOWN]
         seqs = [a.seq for a in self.listing]
         order = "by severity" if self.by_severity else "newest first"
-        title = f"{len(book.alerts)} alerts kept · {order}"
+        kept = len(book.alerts)
+        title = f"{kept} alert{'' if kept == 1 else 's'} kept · {order}"
         if self.search:
             title += f" · matching {self.search!r}"
         show_text(self.query_one("#alerts-title", Static), Content(title))
