@@ -71,7 +71,8 @@ async def replay(
             due = started + offset / speed
             if due > time.time():
                 await _flush(sink, pending)
-                await trio.sleep(due - time.time())
+                # The flush itself takes time: never ask for a negative sleep.
+                await trio.sleep(max(0.0, due - time.time()))
         if retime:
             event.time = started + offset
         if source is not None:
