@@ -14,7 +14,7 @@ import msgspec
 Severity = Literal["info", "low", "medium", "high", "critical"]
 SEVERITIES: tuple[Severity, ...] = ("info", "low", "medium", "high", "critical")
 
-_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
+_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 FieldValue = str | int | float | bool | None
 
