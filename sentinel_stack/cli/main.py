@@ -13,6 +13,7 @@ from typing import Any
 
 from sentinel_stack import __version__
 from sentinel_stack.cli.agent_commands import AGENT_COMMANDS, add_agent_verbs
+from sentinel_stack.cli.probe_commands import PROBE_COMMANDS, add_probe_verbs
 from sentinel_stack.config.loader import ConfigError, LoadedConfig, load_config, load_config_text
 from sentinel_stack.config.plan import build_plan
 from sentinel_stack.config.profiles import PROFILES, embedded_default, render_profile
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="reload the config; restart only changed children (like SIGHUP)",
     )
     add_agent_verbs(verbs, common)
+    add_probe_verbs(verbs, common)
     return parser
 
 
@@ -370,6 +372,7 @@ COMMANDS = {
     "down": cmd_down,
     "reload": cmd_reload,
     **AGENT_COMMANDS,
+    **PROBE_COMMANDS,
 }
 
 

@@ -205,6 +205,22 @@ def profile_sections(profile: str) -> list[Section]:
                 ]
             },
         ),
+        *_probe(profile),
+    ]
+
+
+def _probe(profile: str) -> list[Section]:
+    """The eBPF probe (docs/probe.md): kernel events of the stack's own processes."""
+    if profile == "minimal":
+        return []
+    return [
+        (
+            "The eBPF probe: bpftrace programs (bpf/) report exec, connect, sensitive opens,\n"
+            "privilege changes... of the stack's own processes (`scope = \"host\"`: all).\n"
+            "Without root or bpftrace it polls /proc instead and says so (`sentinel-stack\n"
+            "doctor` tells what is missing).",
+            {"probe": {"scope": "stack", "backend": "auto"}},
+        )
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ class ControlClient:
             raise NoStack(str(path)) from exc
         self._buffer = b""
         self._next_id = 0
+        self._timeout = timeout
+        self._deadline: float | None = None
 
     def __enter__(self) -> ControlClient:
         return self
@@ -55,7 +58,19 @@ class ControlClient:
     def _lines(self) -> Iterator[dict[str, Any]]:
         while True:
             while b"\n" not in self._buffer:
-                chunk = self.sock.recv(65536)
+                if self._deadline is not None:
+                    left = self._deadline - time.monotonic()
+                    if left <= 0:
+                        return
+                    self.sock.settimeout(
+                        left if self._timeout is None else min(left, self._timeout)
+                    )
+                try:
+                    chunk = self.sock.recv(65536)
+                except TimeoutError:
+                    if self._deadline is not None and time.monotonic() >= self._deadline:
+                        return
+                    raise
                 if not chunk:
                     return
                 self._buffer += chunk
@@ -73,8 +88,12 @@ class ControlClient:
             return message.get("result")
         raise NoStack("the launcher closed the connection")
 
-    def stream(self, op: str, **fields: Any) -> Iterator[dict[str, Any]]:
-        """Yield streamed events until the launcher ends the stream or goes away."""
+    def stream(
+        self, op: str, *, until: float | None = None, **fields: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Yield streamed events until the launcher ends the stream or goes away, or until
+        the monotonic time ``until`` passes."""
+        self._deadline = until
         self._send(op, **fields)
         for message in self._lines():
             if "event" in message:

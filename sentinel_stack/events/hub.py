@@ -35,6 +35,7 @@ class HubStats(msgspec.Struct):
     dropped: int = 0
     oversized: int = 0
     connections: int = 0
+    subscribers: int = 0
     by_kind: dict[str, int] = msgspec.field(default_factory=dict)
 
 
@@ -104,6 +105,7 @@ class EventHub:
 
     def snapshot(self) -> HubStats:
         self.stats.by_kind = dict(self._kinds)
+        self.stats.subscribers = len(self._subscribers)
         return self.stats
 
     @asynccontextmanager
