@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="print state changes and logs instead of the TUI (automatic without a TTY)",
     )
     up.add_argument("--json-logs", action="store_true", help="print events as JSON lines")
+    up.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="run in the background; return once every child is ready "
+        "(output: <run-dir>/launcher.log; then `attach`, `status`, `down`)",
+    )
     up.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     pick = up.add_mutually_exclusive_group()
     pick.add_argument(
@@ -202,6 +209,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(render_plan(plan, loaded.source, _config_env_keys(loaded)))
         return 0
 
+    if args.detach:
+        return _detach(args, loaded, plan)
+
     def reload_plan() -> StackPlan:
         return _select(plan_for(args)[1], args)
 
@@ -229,6 +239,60 @@ def cmd_up(args: argparse.Namespace) -> int:
         return run_up(plan, launch)
     except AlreadyRunning as exc:
         raise CliError(str(exc), EXIT_NO_STACK) from None
+
+
+DETACH_TIMEOUT = 120.0
+
+
+def _detach(args: argparse.Namespace, loaded: LoadedConfig, plan: StackPlan) -> int:
+    """`up -d`: the same launcher, headless, in a session of its own; we wait until it says
+    every child is ready (or gives up) so a script can run `up -d && curl ...`."""
+    import subprocess
+
+    argv = [
+        sys.executable,
+        "-m",
+        "sentinel_stack",
+        "up",
+        "--no-tui",
+        "--run-dir",
+        str(plan.run_dir),
+    ]
+    if loaded.path is not None:
+        argv += ["-c", str(loaded.path.resolve())]
+    if args.only:
+        argv += ["--only", *args.only]
+    elif args.proxy_only or args.agents_only:
+        argv.append("--proxy-only" if args.proxy_only else "--agents-only")
+    plan.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log_path = plan.run_dir / "launcher.log"
+    with log_path.open("wb") as log:
+        launcher = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + DETACH_TIMEOUT
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if " children ready" in text:
+            print(
+                f"stack `{plan.name}` is up in the background (launcher pid {launcher.pid}).\n"
+                f"    attach: sentinel-stack attach   status: sentinel-stack status   "
+                f"stop: sentinel-stack down\n    output: {log_path}"
+            )
+            return 0
+        code = launcher.poll()
+        if code is not None:
+            print(text, end="", file=sys.stderr)
+            raise CliError(f"the launcher exited ({code}) before the stack was ready", code or 1)
+        time.sleep(0.05)
+    raise CliError(
+        f"the stack is not ready after {DETACH_TIMEOUT:.0f}s; it keeps starting in the "
+        f"background (pid {launcher.pid}).\n    hint: see {log_path}, or `sentinel-stack status`"
+    )
 
 
 def _use_tui(args: argparse.Namespace, loaded: LoadedConfig) -> bool:

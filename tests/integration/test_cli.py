@@ -360,3 +360,21 @@ def test_two_stacks_with_one_name_in_different_run_dirs_keep_apart(kit, short_di
         assert children[0]["state"] == "running" and pid_alive(children[0]["pid"])
         assert children[0]["restarts"] == 0  # the second start did not kill the first's child
     assert first.stop() == 0 and second.stop() == 0
+
+
+def test_up_detach_returns_once_ready_and_the_stack_keeps_running(kit):
+    kit.child("web", "--ready-after", "0.3")
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("bg"))
+    args = ["-c", str(config), "--run-dir", str(kit.dir / "run")]
+    done = cli("up", "-d", *args)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert "up in the background" in done.stdout
+        status = json.loads(cli("status", "--json", *args).stdout)
+        assert [c["state"] for c in status["children"]] == ["running"]
+        assert "children ready" in (kit.dir / "run" / "launcher.log").read_text()
+        again = cli("up", "-d", *args)
+        assert again.returncode == 3 and "already running" in again.stderr
+    finally:
+        assert cli("down", *args).returncode == 0
