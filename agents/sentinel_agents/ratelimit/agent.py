@@ -85,7 +85,9 @@ class RateLimitAgent(ProgramAgent):
     async def apply_config(self, raw: Mapping[str, Any], base_dir: Path | None) -> None:
         limits, settings = parse_rate_limit_agent_config(raw)
         if limits != self.limiter.config:
-            self.limiter = RateLimiter(limits)
+            limiter = RateLimiter(limits)
+            limiter.inherit(self.limiter)
+            self.limiter = limiter
         self.settings = settings
 
     async def on_request_headers(self, request: RequestHeaders) -> Decision:

@@ -100,6 +100,31 @@ class RateLimiter:
         self.counters: dict[str, RuleCounters] = {r.name: RuleCounters() for r in config.rules}
         self.evictions = 0
 
+    def inherit(self, previous: RateLimiter) -> int:
+        """Take over the buckets of ``previous`` for every rule that is unchanged (equal
+        definition, wherever it now sits in the list), so a reload that edits one rule does
+        not hand every client a fresh burst. Returns the number of keys carried over."""
+        moved: dict[int, int] = {}
+        for old in previous._rules:
+            for new in self._rules:
+                if new.rule == old.rule and new.index not in moved.values():
+                    moved[old.index] = new.index
+                    break
+        carried = 0
+        for key, tat in previous._tats.items():  # oldest first: the LRU order survives
+            index = key[0]
+            if index in moved and len(self._tats) < self._config.max_keys:
+                assert isinstance(index, int)
+                self._tats[(moved[index], *key[1:])] = tat
+                carried += 1
+        for index, tat in previous._overflow_tats.items():
+            if index in moved:
+                self._overflow_tats[moved[index]] = tat
+        for old in previous._rules:
+            if old.index in moved:
+                self.counters[old.rule.name] = previous.counters[old.rule.name]
+        return carried
+
     @property
     def config(self) -> RateLimitConfig:
         """The rules this limiter was built from."""

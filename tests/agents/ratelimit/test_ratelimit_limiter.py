@@ -268,3 +268,18 @@ def test_bounded_table_decides_tracked_keys_like_an_unbounded_one(
         elif client not in overflowed:
             assert ours.allowed == theirs.allowed
             assert ours.remaining == theirs.remaining
+
+
+def test_reload_keeps_the_buckets_of_unchanged_rules_only() -> None:
+    api = {"name": "api", "rate": 10, "burst": 5, "match": {"path_prefix": "/api"}}
+    site = {"name": "site", "rate": 10, "burst": 3}
+    old = limiter(rules=[api, site])
+    assert admitted(old, req(path="/api/x"), 0.0, 10) == 5
+    assert admitted(old, req(path="/"), 0.0, 10) == 3
+    # A new rule first, `api` unchanged but moved, `site` edited.
+    login = {"name": "login", "rate": 1, "burst": 1, "match": {"path_prefix": "/login"}}
+    new = limiter(rules=[login, api, {**site, "burst": 4}])
+    assert new.inherit(old) == 1
+    assert admitted(new, req(path="/api/x"), 0.0, 10) == 0  # no fresh burst after a reload
+    assert admitted(new, req(path="/"), 0.0, 10) == 4  # an edited rule starts afresh
+    assert new.counters["api"].blocked == old.counters["api"].blocked > 0
