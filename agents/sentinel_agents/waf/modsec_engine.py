@@ -89,7 +89,12 @@ class ModSecurityEngine:
     @property
     def description(self) -> str:
         """Engine, library and rule count, for the agent's health report."""
-        return f"{self.version} via ctypes, {self.rule_count} rules (OWASP CRS)"
+        from sentinel_agents.waf.allocator import active_allocator
+
+        return (
+            f"{self.version} via ctypes, {self.rule_count} rules (OWASP CRS), "
+            f"{active_allocator()} malloc"
+        )
 
     def inspect(self, request: HttpRequest) -> WafVerdict:
         """Run one request through phases 1, 2 and 5 and say whether to block it."""

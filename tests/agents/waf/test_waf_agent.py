@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
+
+from sentinel_agents.waf.allocator import find_jemalloc
 
 from sentinel_stack.agent import connect_agent
 from sentinel_stack.protocol import Allow, Block, NeedsMore, RequestBodyChunk, RequestComplete
@@ -69,6 +72,10 @@ async def test_blocks_attacks_in_query_and_body_and_reloads_from_configure_and_s
             health = await conn.next_health()
             assert health.status in ("ok", "degraded")
             assert "engine " in health.detail and "mode detect" in health.detail
+            # The agent re-executed itself on jemalloc when the machine has it (same pid).
+            if find_jemalloc() is not None:
+                maps = Path(f"/proc/{agent.process.pid}/maps").read_text()
+                assert "libjemalloc" in maps
 
             # SIGHUP re-reads --config: block mode again, with its status.
             agent.process.send_signal(signal.SIGHUP)

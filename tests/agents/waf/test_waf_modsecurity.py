@@ -235,3 +235,58 @@ def test_close_is_idempotent_and_final() -> None:
     engine.close()
     with pytest.raises(RuntimeError, match="after close"):
         engine.inspect(get("/"))
+
+
+@pytest.mark.parametrize(
+    ("rule", "request_"),
+    [
+        (9999106, get("/view", "q=%7B%7B7%2A7%7D%7D")),
+        (9999106, get("/r", "q=%7B%7Bconstructor.constructor%28%27alert%281%29%27%29%28%29%7D%7D")),
+        (9999107, get("/p", "c=process.mainModule.require%28%27child_process%27%29")),
+        (9999108, get("/p", "host=%0Aid")),
+        (9999108, get("/p", "d=%60id%60")),
+        (9999109, get("/", User_Agent="feroxbuster/2.10.1")),
+        (9999110, get("/.npmrc")),
+        (9999111, get("/p", "a=class.module.classLoader.URLs%5B0%5D%3D0")),
+        (9999116, get("/v.mp4", Range="bytes=" + ",".join(f"5-{i}" for i in range(12)))),
+        (9999119, get("/p", "k=%22%3Balert%281%29%3B%2F%2F")),
+        (9999120, get("/p", "c=admin%27%20%23")),
+        (9999121, get("/p", "f=%2Fproc%2F1%2Fenviron")),
+        (9999122, get("/", Cookie="d=phpinfo%28%29")),
+    ],
+)
+def test_supplement_rules_catch_what_crs_3_misses(
+    modsec_engine: Any, rule: int, request_: Any
+) -> None:
+    assert rule in modsec_engine.inspect(request_).rule_ids
+
+
+def test_supplement_smuggling_header_combinations(modsec_engine: Any) -> None:
+    from sentinel_agents.waf import HttpRequest
+
+    def framed(*headers: tuple[str, str]) -> HttpRequest:
+        grouped: dict[str, list[str]] = {"Host": ["a.example"], "User-Agent": ["curl/8.5.0"]}
+        for name, value in headers:
+            grouped.setdefault(name, []).append(value)
+        return HttpRequest(method="POST", path="/x", headers=grouped, body=b"a=1")
+
+    cases = {
+        9999112: framed(("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "identity")),
+        9999113: framed(("Content-Length", "3"), ("Content-Length", "40")),
+        9999114: framed(("Transfer-Encoding", "xchunked")),
+        9999115: framed(("Transfer-Encoding", "chunked"), ("Content-Length", "3")),
+    }
+    for rule, request in cases.items():
+        assert rule in modsec_engine.inspect(request).rule_ids, rule
+    plain = modsec_engine.inspect(framed(("Transfer-Encoding", "chunked")))
+    assert not set(plain.rule_ids) & set(cases)
+
+
+def test_supplement_leaves_everyday_text_alone(modsec_engine: Any) -> None:
+    for query in (
+        "q=it%27s%20a%20%22deal%22",  # quotes in prose
+        "note=R%26D%20team%2C%20id%20badge%20needed",  # "id" as a word, no shell separator
+        "tpl=Hello%20%7B%7Bname%7D%7D",  # a template placeholder, no expression
+        "title=Tom%20%26%20Jerry%20%7C%20sh0rts",
+    ):
+        assert not modsec_engine.inspect(get("/p", query)).would_block, query
