@@ -8,7 +8,7 @@ keeps the whole object for the detail view and for copying.
 from __future__ import annotations
 
 import re
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,19 +143,46 @@ def alert_from(raw: Mapping[str, Any], seq: int) -> Alert:
 
 
 class AlertBook:
-    """The newest ``capacity`` alerts and a count of every alert by severity since attach."""
+    """The newest ``capacity`` alerts and a count of every alert by severity since attach.
+
+    A threat chain is re-sent by the detector each time it grows (same ``chain_id``, more
+    steps, maybe a higher severity): the book keeps one entry per chain, the latest, moved
+    to the front. Remediation records are kept beside the alert they answer (``alert_id``).
+    """
 
     def __init__(self, capacity: int = 1000) -> None:
         self.alerts: deque[Alert] = deque(maxlen=capacity)
         self.counts: Counter[str] = Counter()
         self._seq = 0
+        self._remediations: OrderedDict[str, list[Mapping[str, Any]]] = OrderedDict()
+        self._capacity = capacity
 
     def add(self, raw: Mapping[str, Any]) -> Alert:
         self._seq += 1
         alert = alert_from(raw, self._seq)
+        chain_id = raw.get("chain_id")
+        if chain_id:
+            for old in self.alerts:
+                if old.raw.get("chain_id") == chain_id:
+                    self.alerts.remove(old)
+                    self.counts[old.level] -= 1
+                    break
         self.alerts.appendleft(alert)
         self.counts[alert.level] += 1
         return alert
+
+    def add_remediation(self, raw: Mapping[str, Any]) -> None:
+        alert_id = _text(raw.get("alert_id"))
+        if not alert_id:
+            return
+        self._remediations.setdefault(alert_id, []).append(raw)
+        self._remediations.move_to_end(alert_id)
+        while len(self._remediations) > self._capacity:
+            self._remediations.popitem(last=False)
+
+    def remediations(self, alert: Alert) -> list[Mapping[str, Any]]:
+        """What remediation ran for ``alert`` (empty when none, or none was enabled)."""
+        return list(self._remediations.get(_text(alert.raw.get("id")), ()))
 
     def listing(self, by_severity: bool = False, text: str = "") -> list[Alert]:
         """Newest first; with ``by_severity``, the most severe first and newest within each."""

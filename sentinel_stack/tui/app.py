@@ -237,7 +237,8 @@ class SentinelApp(App[Outcome]):
         self.run_worker(act(), group="commands")
 
     def on_alert_opened(self, message: AlertOpened) -> None:
-        self.push_screen(AlertDetailScreen(message.alert))
+        remediations = self.state.alerts.remediations(message.alert)
+        self.push_screen(AlertDetailScreen(message.alert, remediations))
 
     # ---- keys -----------------------------------------------------------------------------
 

@@ -90,6 +90,9 @@ class TuiState:
         if kind == "alert" or kind.startswith("alert."):
             self.alerts.add(raw)
             self._touch("alerts", "header")
+        elif kind == "remediation":
+            self.alerts.add_remediation(raw)
+            self._touch("alerts")
         elif kind == "probe.health":
             self.probe.on_health(raw)
             self._touch("probe", "header")

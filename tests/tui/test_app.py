@@ -23,7 +23,7 @@ from sentinel_stack.tui.widgets.header import StackHeader
 from sentinel_stack.tui.widgets.processes import ProcessesPanel
 from sentinel_stack.tui.widgets.tail import TailView
 from sentinel_stack.tui.widgets.traffic import TrafficPanel
-from tests.tui.fakes import FakeClock, FakeCommands, FakeFeed, access
+from tests.tui.fakes import T0, FakeClock, FakeCommands, FakeFeed, access, alert
 
 Scenario = Callable[[SentinelApp, Pilot[Any]], Awaitable[None]]
 
@@ -239,6 +239,51 @@ def test_clicking_a_tab_shows_it_and_its_keys_work():
 
 
 # ---- Alerts ----------------------------------------------------------------------------------
+
+
+def test_alert_detail_shows_request_process_tree_findings_and_remediation():
+    chain = {
+        **alert(7, "critical"),
+        "id": "a7",
+        "chain_id": "c1",
+        "client_ip": "203.0.113.9",
+        "request_id": "req-77",
+        "tags": ["attack.T1059.004", "waf:942100"],
+        "fields": {"req.method": "POST", "req.path": "/upload"},
+        "process": {
+            "pid": 999,
+            "comm": "sh",
+            "argv": ["sh", "-c", "id"],
+            "lineage": [{"pid": 50, "comm": "python"}, {"pid": 1, "comm": "launcher"}],
+        },
+    }
+
+    async def scenario(app: SentinelApp, pilot: Pilot[Any]) -> None:
+        app.state.on_hub_event({**chain, "severity": "medium", "id": "a6"})
+        app.state.on_hub_event(chain)  # the chain grew: one entry, the latest
+        app.state.on_hub_event(
+            {"kind": "remediation", "time": T0, "alert_id": "a7", "result": "done",
+             "summary": "deny_client ip 203.0.113.9: done (ttl 10m)"}
+        )  # fmt: skip
+        app.tick(force=True)
+        await pilot.press("3")
+        await pilot.pause()
+        table = app.query_one("#alert-table", DataTable)
+        assert table.row_count == 5  # four from the fake feed, one per chain
+        await pilot.press("enter")
+        assert isinstance(app.screen, AlertDetailScreen)
+
+        def text(selector: str) -> str:
+            return str(app.screen.query_one(selector, Static).render())
+
+        assert "POST /upload" in text("#alert-request") and "203.0.113.9" in text("#alert-request")
+        tree = text("#alert-process")
+        assert tree.index("launcher") < tree.index("python") < tree.index("sh (pid 999)")
+        assert "sh -c id" in tree
+        assert "waf:942100" in text("#alert-findings")
+        assert "deny_client ip 203.0.113.9: done" in text("#alert-remediation")
+
+    drive(scenario)
 
 
 def test_alerts_newest_first_by_severity_and_detail():

@@ -374,3 +374,16 @@ def test_control_characters_from_the_wire_never_reach_the_terminal():
     table.on_status(status([msgspec.structs.replace(children()[0], status=evil)]), 0.0)
     assert "\x1b" not in table.rows(0)[0].detail
     assert fmt.printable("plain text ok") == "plain text ok"
+
+
+def test_a_growing_chain_is_one_alert_and_remediation_follows_its_alert():
+    book = AlertBook()
+    book.add({**alert(1, "medium"), "id": "x1", "chain_id": "c"})
+    book.add(alert(2, "low"))
+    latest = book.add({**alert(3, "critical"), "id": "x3", "chain_id": "c"})
+    assert [a.rule for a in book.listing()] == ["rule-3", "rule-2"]
+    assert book.counts == {"critical": 1, "low": 1, "medium": 0}
+    book.add_remediation({"kind": "remediation", "alert_id": "x3", "summary": "kill 999"})
+    book.add_remediation({"kind": "remediation", "summary": "no alert id: ignored"})
+    assert [r["summary"] for r in book.remediations(latest)] == ["kill 999"]
+    assert book.remediations(book.listing()[1]) == []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,6 +15,7 @@ from textual.widgets import Static
 
 from sentinel_stack.tui import format as fmt
 from sentinel_stack.tui.alerts import Alert
+from sentinel_stack.tui.format import printable
 
 HELP = """\
 [b]Keys[/b]
@@ -75,9 +78,10 @@ class AlertDetailScreen(ModalScreen[None]):
         Binding("q", "close", "Close", show=False),
     ]
 
-    def __init__(self, alert: Alert) -> None:
+    def __init__(self, alert: Alert, remediations: Sequence[Mapping[str, Any]] = ()) -> None:
         super().__init__()
         self.alert = alert
+        self.remediations = list(remediations)
 
     def compose(self) -> ComposeResult:
         alert = self.alert
@@ -96,6 +100,10 @@ class AlertDetailScreen(ModalScreen[None]):
                 id="alert-head",
             )
             yield Static(_timeline(alert), id="alert-chain")
+            yield Static(_request(alert), id="alert-request")
+            yield Static(_process_tree(alert), id="alert-process")
+            yield Static(_findings(alert), id="alert-findings")
+            yield Static(_remediation(self.remediations), id="alert-remediation")
             yield Static(
                 Content(json.dumps(dict(alert.raw), indent=2, default=str)), id="alert-raw"
             )
@@ -106,6 +114,80 @@ class AlertDetailScreen(ModalScreen[None]):
 
 def _severity_style(level: str) -> str:
     return {"critical": "$error", "high": "$error", "medium": "$warning"}.get(level, "")
+
+
+def _section(title: str, lines: list[Content | str], empty: str) -> Content:
+    if not lines:
+        return Content.styled(f"{title}: {empty}", "$foreground-muted")
+    return Content("\n").join(
+        [Content.styled(title, "bold"), *(Content("  ") + line for line in lines)]
+    )
+
+
+def _request(alert: Alert) -> Content:
+    raw, fields = alert.raw, _mapping(alert.raw.get("fields"))
+    lines: list[Content | str] = []
+    method, path = fields.get("req.method"), fields.get("req.path")
+    if method or path:
+        lines.append(printable(f"{method or ''} {path or ''}".strip()))
+    for label, value in (
+        ("client", raw.get("client_ip") or fields.get("client.ip")),
+        ("request id", raw.get("request_id") or fields.get("req.id")),
+        ("status", fields.get("resp.status")),
+    ):
+        if value not in (None, ""):
+            lines.append(f"{label} {printable(str(value))}")
+    return _section("request", lines, "(none: not tied to a request)")
+
+
+def _process_tree(alert: Alert) -> Content:
+    process = _mapping(alert.raw.get("process"))
+    if not process:
+        return _section("process tree", [], "(none)")
+    lineage = [_mapping(a) for a in process.get("lineage") or () if isinstance(a, Mapping)]
+    chain = [*reversed(lineage), process]
+    lines: list[Content | str] = []
+    for depth, entry in enumerate(chain):
+        name = printable(str(entry.get("comm") or entry.get("exe") or "?"))
+        argv = entry.get("argv")
+        what = printable(" ".join(map(str, argv))) if isinstance(argv, list) and argv else ""
+        lines.append(
+            "  " * depth
+            + ("└─ " if depth else "")
+            + f"{name} (pid {entry.get('pid', '?')})"
+            + (f"  {what}" if what and entry is process else "")
+        )
+    return _section("process tree", lines, "(none)")
+
+
+def _findings(alert: Alert) -> Content:
+    tags = [
+        printable(str(t)) for t in alert.raw.get("tags") or () if not str(t).startswith("attack.")
+    ]
+    fields = _mapping(alert.raw.get("fields"))
+    agents = [f"{k} {printable(str(v))}" for k, v in fields.items() if str(k).startswith("agent")]
+    lines: list[Content | str] = [*agents]
+    if tags:
+        lines.append("tags " + ", ".join(tags))
+    return _section("agent findings", lines, "(none)")
+
+
+def _remediation(records: Sequence[Mapping[str, Any]]) -> Content:
+    lines: list[Content | str] = []
+    for record in records:
+        summary = record.get("summary") or f"{record.get('action')} {record.get('target')}"
+        result = str(record.get("result", ""))
+        style = "$success" if result in ("done", "ok") else "$warning"
+        lines.append(
+            Content.assemble(
+                f"{fmt.clock(float(record.get('time') or 0))}  ", (printable(str(summary)), style)
+            )
+        )
+    return _section("remediation", lines, "(none ran)")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
 
 
 def _timeline(alert: Alert) -> Content:
