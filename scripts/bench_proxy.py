@@ -83,9 +83,10 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, connections: int, duration: int) -> Result:
+def run_wrk(url: str, connections: int, duration: int, cpu: int | None = 1) -> Result:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]
     out = subprocess.run(
-        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", url]),
+        pinned(cpu, argv) if cpu is not None else argv,
         capture_output=True,
         text=True,
         check=True,
@@ -196,26 +197,45 @@ def sentinel_targets(workdir: Path) -> dict[str, tuple[subprocess.Popen[str], st
     return started
 
 
+def write_nginx_conf(
+    workdir: Path, proxy_h1: int = NGINX_PROXY_H1, proxy_h2: int = NGINX_PROXY_H2
+) -> Path:
+    conf = workdir / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=workdir,
+            static_h1=STATIC_H1,
+            static_h2=STATIC_H2,
+            proxy_h1=proxy_h1,
+            proxy_h2=proxy_h2,
+            body=BODY,
+        )
+    )
+    return conf
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--mode",
+        choices=["compare", "workers", "latency"],
+        default="compare",
+        help="compare: side by side with nginx (default); workers: req/s at workers=1 vs 2; "
+        "latency: added latency at 50%% of max load (open loop)",
+    )
     args = parser.parse_args()
+    if args.mode != "compare":
+        import bench_proxy_load
+
+        bench_proxy_load.main(args)
+        return
     with tempfile.TemporaryDirectory(prefix="ssbp-", dir="/tmp") as tmp:
         workdir = Path(tmp)
-        conf = workdir / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(
-                dir=workdir,
-                static_h1=STATIC_H1,
-                static_h2=STATIC_H2,
-                proxy_h1=NGINX_PROXY_H1,
-                proxy_h2=NGINX_PROXY_H2,
-                body=BODY,
-            )
-        )
+        conf = write_nginx_conf(workdir)
         nginx = subprocess.Popen(pinned(0, ["nginx", "-c", str(conf), "-p", str(workdir)]))
         started = []
         try:

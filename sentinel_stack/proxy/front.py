@@ -43,7 +43,8 @@ from sentinel_stack.proxy.pipeline import Pipeline, PipelineResult
 from sentinel_stack.proxy.routing import PathRejection, Route, RouteTable, normalize_path
 from sentinel_stack.proxy.settings import ProxySettings
 from sentinel_stack.proxy.telemetry import AccessLog, AccessRecord, AgentCall
-from sentinel_stack.proxy.upstream_pool import UpstreamError
+from sentinel_stack.proxy.trailers import client_takes_trailers, plan_trailers, trailer_block
+from sentinel_stack.proxy.upstream_pool import UpstreamError, UpstreamResponse
 from sentinel_stack.proxy.upstreams import NoTargetAvailable, UpstreamGroup
 
 
@@ -94,10 +95,13 @@ def _agent_headers(headers: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 class ProxyApp:
-    def __init__(self, state: ProxyState, metrics: ProxyMetrics, access: AccessLog) -> None:
+    def __init__(
+        self, state: ProxyState, metrics: ProxyMetrics, access: AccessLog, worker: int = 0
+    ) -> None:
         self.state = state
         self.metrics = metrics
         self.access = access
+        self.worker = worker  # 1..N under a parent with workers, 0 alone
         self._ids = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,6 +185,7 @@ class ProxyApp:
             return
         record.route, record.upstream = route.id, route.upstream
         client_ip = prepared.client_address or client_ip
+        record.client_ip = client_ip or record.client[0]
         upstream_headers = list(prepared.headers)
         agents = route.agents if route.agents is not None else state.settings.default_agents
         max_body = min(route.max_body, state.settings.limits.max_body)
@@ -241,7 +246,8 @@ class ProxyApp:
                     self.metrics.upstream_latency.labels(route.upstream).observe(
                         trio.current_time() - started
                     )
-                    await self._relay(send, record, sent.response, response_ops)
+                    trailers = client_takes_trailers(scope)
+                    await self._relay(send, record, sent.response, response_ops, trailers)
         except NoTargetAvailable as error:
             record.error = str(error)
             await self._reply_if_possible(send, record, 503, "no upstream available\n")
@@ -323,17 +329,31 @@ class ProxyApp:
                 merged.response_headers,
             )
 
-    async def _relay(self, send: Send, record: _Record, response: Any, ops: HeaderOps) -> None:
+    async def _relay(
+        self,
+        send: Send,
+        record: _Record,
+        response: UpstreamResponse,
+        ops: HeaderOps,
+        client_takes_trailers: bool,
+    ) -> None:
         # hypercorn adds its own Date; the upstream's would make a second one.
         upstream = [(n, v) for n, v in _text_headers(response.headers) if n.lower() != "date"]
         headers = apply_header_ops(strip_hop_by_hop(upstream), ops)
         headers.append(("x-request-id", record.request_id))
         record.status = response.status
+        plan = plan_trailers(
+            headers,
+            client_takes=client_takes_trailers,
+            upstream_http2=response.http_version == "2",
+            ended_with_head=response.complete,
+        )
         await send(
             {
                 "type": "http.response.start",
                 "status": response.status,
-                "headers": _raw_headers(headers),
+                "headers": _raw_headers(plan.head),
+                "trailers": plan.announce,
             }
         )
         record.started_response = True
@@ -341,6 +361,10 @@ class ProxyApp:
             record.bytes_out += len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if plan.announce:
+            upstream_trailers = strip_hop_by_hop(_text_headers(response.trailers))
+            fields = trailer_block(plan, upstream_trailers, record.request_id)
+            await send({"type": "http.response.trailers", "headers": _raw_headers(fields)})
 
     async def _reply(
         self,
@@ -386,7 +410,7 @@ class ProxyApp:
         route = record.route or "-"
         self.metrics.requests.labels(route, str(record.status)).inc()
         self.metrics.latency.labels(route).observe(record.latency)
-        self.access.record(record.to_access(self.access.source))
+        self.access.record(record.to_access(self.access.source, self.worker))
         self.metrics.records_dropped.set(self.access.dropped)
 
 
@@ -398,6 +422,7 @@ class _Record:
         self.mono_start = trio.current_time()
         self.method, self.path, self.query = method, path, query
         self.client = (client[0] or "", client[1] or 0)
+        self.client_ip = self.client[0]  # after X-Forwarded-For from a trusted proxy
         self.protocol = self.host = self.route = self.upstream = self.target = ""
         self.request_id = self.decided_by = self.error = ""
         self.status = 0
@@ -415,10 +440,11 @@ class _Record:
         self.tags = list(result.merged.tags)
         self.rule_ids = list(result.merged.rule_ids)
 
-    def to_access(self, source: str) -> AccessRecord:
+    def to_access(self, source: str, worker: int) -> AccessRecord:
         return AccessRecord(
             time=self.time,
             source=source,
+            worker=worker,
             request_id=self.request_id,
             method=self.method,
             path=self.path,
@@ -430,8 +456,9 @@ class _Record:
             target=self.target,
             host=self.host,
             protocol=self.protocol,
-            client_ip=self.client[0],
+            client_ip=self.client_ip,
             client_port=self.client[1],
+            peer_ip=self.client[0] if self.client_ip != self.client[0] else "",
             bytes_in=self.bytes_in,
             bytes_out=self.bytes_out,
             decided_by=self.decided_by,

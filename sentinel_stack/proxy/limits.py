@@ -193,8 +193,8 @@ def strip_hop_by_hop(headers: Iterable[Header]) -> list[Header]:
     fields named in Connection (except Host and Content-Length).
 
     ``Proxy`` (no dash) goes too: no client needs it and CGI-style upstreams turn it into
-    ``HTTP_PROXY`` ("httpoxy"). ``TE: trailers`` is dropped as well, so gRPC needs an
-    HTTP/2 upstream path, which this proxy does not have.
+    ``HTTP_PROXY`` ("httpoxy"). ``TE`` goes as well; `prepare_upstream_headers` puts
+    back ``te: trailers`` for clients that accept trailers (gRPC needs it upstream).
     """
     headers = list(headers)
     nominated: set[str] = set()
@@ -209,6 +209,12 @@ def strip_hop_by_hop(headers: Iterable[Header]) -> list[Header]:
         and not lowered.startswith("proxy-")
         and lowered not in nominated
     ]
+
+
+def accepts_trailers(headers: Iterable[Header]) -> bool:
+    """Whether the client said ``TE: trailers``: exactly that value, the only one HTTP/2
+    allows (RFC 9113 §8.2.2) and the one hypercorn checks before it sends trailers."""
+    return any(n.lower() == "te" and v.strip(" \t").lower() == "trailers" for n, v in headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +326,10 @@ def prepare_upstream_headers(
     ``005``) are replaced by one canonical field, so the upstream parses what was checked.
     """
     kept = strip_hop_by_hop(headers)
+    if accepts_trailers(headers):
+        # Hop-by-hop, but it is this hop's promise too: the proxy relays trailers (HTTP/2
+        # upstreams) to a client that accepts them, and gRPC servers insist on it.
+        kept.append(("te", "trailers"))
     if framing is not None:
         kept = [(name, value) for name, value in kept if name.lower() != "content-length"]
         if framing.kind == "length":

@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from sentinel_stack.config.loader import load_config
+from sentinel_stack.config.loader import load_config, load_config_text
 from sentinel_stack.config.schema import (
     ProxyConfig,
     ProxyLimits,
@@ -43,6 +43,7 @@ class ProxySettings:
     upstream_breaker: BreakerPolicy
     events_socket: str | None
     revision: str
+    text: str = field(default="", repr=False, compare=False)  # the config it came from
 
 
 def agent_socket(name: str, environ: Mapping[str, str], run_dir: Path | None) -> Path:
@@ -101,9 +102,18 @@ def from_config(
     )
 
 
-def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> ProxySettings:
-    """Raises `ConfigError` (with file, line and key path) when the config is bad."""
+def load_settings(
+    path: Path, environ: Mapping[str, str] | None = None, text: str | None = None
+) -> ProxySettings:
+    """Raises `ConfigError` (with file, line and key path) when the config is bad.
+
+    With ``text``, that is the config's content (workers get the text their parent
+    validated, so a file broken since then cannot stop a restarted worker); ``path``
+    still names it and anchors relative paths."""
     env = os.environ if environ is None else environ
-    loaded = load_config(path, env)
+    if text is None:
+        loaded = load_config(path, env)
+    else:
+        loaded = load_config_text(text, str(path), env, path=path, base_dir=path.parent.resolve())
     revision = hashlib.sha256(loaded.text.encode()).hexdigest()[:12]
-    return from_config(loaded.config, env, revision)
+    return replace(from_config(loaded.config, env, revision), text=loaded.text)

@@ -44,8 +44,11 @@ class AccessRecord(
     query: str = ""
     host: str = ""
     protocol: str = ""
+    # The client as the agents saw it: X-Forwarded-For resolved through `trusted_proxies`;
+    # `peer_ip` is the socket's peer, present only when it differs (a trusted proxy).
     client_ip: str = ""
     client_port: int = 0
+    peer_ip: str = ""
     bytes_in: int = 0
     bytes_out: int = 0
     user_agent: str = ""
@@ -54,6 +57,7 @@ class AccessRecord(
     tags: list[str] = []
     rule_ids: list[str] = []
     error: str = ""
+    worker: int = 0  # which worker process answered (1..N), 0 when the proxy runs alone
 
 
 class AccessLog:

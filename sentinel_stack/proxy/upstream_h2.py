@@ -441,6 +441,9 @@ class _H2Exchange:
             elif not name.startswith(b":"):
                 headers.append((bytes(name), bytes(value)))
         self.response = UpstreamResponse(status, headers, "2", self._next_chunk)
+        # A head that ends the stream ("trailers-only" in gRPC) has no body and no trailers:
+        # saying so now lets the front answer without announcing trailers.
+        self.response.complete = item.stream_ended is not None
         return self.response
 
     async def _next_chunk(self) -> bytes | None:

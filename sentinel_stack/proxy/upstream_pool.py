@@ -464,7 +464,10 @@ class _H1Exchange:
 def _h1_headers(
     target: UpstreamTarget, method: bytes, headers: Sequence[Header], body: RequestBody
 ) -> list[Header]:
-    """The caller's headers with framing decided here: the pool knows how it sends the body."""
+    """The caller's headers with framing decided here: the pool knows how it sends the body.
+
+    ``te`` is dropped: it is hop-by-hop, and over HTTP/1.1 the trailers it asks for are
+    not relayed (only HTTP/2 upstreams' are, see `upstream_h2`)."""
     out: list[Header] = []
     declared: bytes | None = None
     has_host = False
@@ -472,7 +475,7 @@ def _h1_headers(
         lowered = name.lower()
         if lowered == b"content-length":
             declared = value
-        elif lowered != b"transfer-encoding":
+        elif lowered not in (b"transfer-encoding", b"te"):
             has_host = has_host or lowered == b"host"
             out.append((name, value))
     if not has_host:

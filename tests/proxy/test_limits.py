@@ -353,3 +353,12 @@ def test_incoming_request_id_is_kept_only_when_valid_and_trusted(
     assert (rid == incoming[0]) is kept
     untrusted = request_id(headers, peer_trusted=False, random_bytes=seeded_bytes().randbytes)
     assert untrusted != incoming[0]
+
+
+@pytest.mark.parametrize(
+    ("te", "forwarded"),
+    [("trailers", True), ("Trailers ", True), ("gzip", False), ("trailers, gzip", False)],
+)
+def test_te_trailers_is_promised_upstream_again_and_nothing_else(te: str, forwarded: bool) -> None:
+    headers = prepare([("Connection", "TE"), ("TE", te), ("Accept", "*/*")], "10.0.0.9")
+    assert [v for n, v in headers if n.lower() == "te"] == (["trailers"] if forwarded else [])
