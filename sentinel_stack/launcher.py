@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -23,6 +24,9 @@ from sentinel_stack.supervisor.runner import RuntimeContext
 from sentinel_stack.supervisor.spec import StackPlan
 from sentinel_stack.supervisor.stack import Supervisor
 
+if TYPE_CHECKING:
+    from sentinel_stack.audit.settings import AuditSettings
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 
@@ -35,6 +39,7 @@ class Launch:
     config_path: Path | None
     reload_plan: Callable[[], StackPlan]
     printer: ConsolePrinter | None = None
+    audit: AuditSettings | None = None  # None: no audit log (tests that build a Launch)
 
 
 def run_up(plan: StackPlan, launch: Launch) -> int:
@@ -73,6 +78,11 @@ async def _up(
     supervisor = Supervisor(plan, ctx)
     hub = EventHub(run_dir.events)
     stop_requested = trio.Event()
+    audit = None
+    if launch.audit is not None:
+        from sentinel_stack.audit.service import AuditService
+
+        audit = AuditService(launch.audit)
 
     def notice(message: str, level: str = "info") -> None:
         bus.publish(StackNotice(message, level, time.time()))
@@ -82,8 +92,12 @@ async def _up(
             new_plan = launch.reload_plan()
         except ConfigError as exc:
             notice(f"reload refused, keeping the running config:\n{exc}", "error")
+            if audit is not None:
+                audit.config_reloaded(config_file, None, str(exc))
             return []
         changes = await supervisor.reload(new_plan)
+        if audit is not None:
+            audit.config_reloaded(config_file, changes)
         notice("reloaded: " + (", ".join(changes) if changes else "nothing changed"))
         return changes
 
@@ -95,6 +109,7 @@ async def _up(
         time.time(),
         stop_requested.set,
         reload,
+        audit.status if audit is not None else None,
     )
     control = ControlServer(run_dir.control, supervisor, hub, bus, info)
 
@@ -102,8 +117,10 @@ async def _up(
         if launch.printer is not None:
             await nursery.start(launch.printer, bus)
         await nursery.start(hub.serve)
+        if audit is not None:  # before the children start: their first restart is audited
+            await nursery.start(audit.run, hub, bus, notice)
         await nursery.start(control.serve)
-        nursery.start_soon(_signals, stop_requested, reload, notice)
+        nursery.start_soon(_signals, stop_requested, reload, notice, supervisor.kill_all)
         notice(
             f"starting stack `{plan.name}` ({len(plan.children)} children; "
             f"containment: {containment.mode}; run dir {plan.run_dir})"
@@ -132,6 +149,8 @@ async def _up(
             notice("stopping the stack")
         with trio.CancelScope(shield=True):
             await supervisor.shutdown()
+            if audit is not None:
+                await audit.close()  # the stop records, then a signed final checkpoint
         notice("stopped")
         bus.close()
         if launch.printer is not None:
@@ -141,7 +160,10 @@ async def _up(
 
 
 async def _signals(
-    stop: trio.Event, reload: Callable[[], object], notice: Callable[[str, str], None]
+    stop: trio.Event,
+    reload: Callable[[], object],
+    notice: Callable[[str, str], None],
+    kill_all: Callable[[str], None],
 ) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async for signum in signals:
@@ -149,7 +171,9 @@ async def _signals(
                 notice("SIGHUP: reloading the config", "info")
                 await reload()  # type: ignore[misc]
             elif stop.is_set():
+                # Not an exception: cancelling the runners would leave the shielded shutdown
+                # waiting forever for children nobody reaps. Killing them lets it finish now.
                 notice("second interrupt: killing every child now", "warn")
-                raise KeyboardInterrupt
+                kill_all("killed: second interrupt")
             else:
                 stop.set()

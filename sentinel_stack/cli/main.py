@@ -7,12 +7,17 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from sentinel_stack import __version__
 from sentinel_stack.cli.agent_commands import AGENT_COMMANDS, add_agent_verbs
+from sentinel_stack.cli.alert_commands import ALERT_COMMANDS, add_alert_verbs
+from sentinel_stack.cli.audit_commands import AUDIT_COMMANDS, add_audit_verbs
+from sentinel_stack.cli.demo_commands import DEMO_COMMANDS, add_demo_verbs
+from sentinel_stack.cli.detect_commands import DETECT_COMMANDS, add_detect_verbs
+from sentinel_stack.cli.export_commands import EXPORT_COMMANDS, add_export_verbs
 from sentinel_stack.cli.probe_commands import PROBE_COMMANDS, add_probe_verbs
 from sentinel_stack.config.loader import ConfigError, LoadedConfig, load_config, load_config_text
 from sentinel_stack.config.plan import build_plan
@@ -125,19 +130,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="reload the config; restart only changed children (like SIGHUP)",
     )
     add_agent_verbs(verbs, common)
+    add_alert_verbs(verbs, common)
+    add_audit_verbs(verbs, common)
     add_probe_verbs(verbs, common)
+    add_demo_verbs(verbs, common)
+    add_detect_verbs(verbs, common)
+    add_export_verbs(verbs, common)
     return parser
 
 
 # ---- config ----------------------------------------------------------------------------------
 
 
-def load(args: argparse.Namespace) -> LoadedConfig:
+def config_file(args: argparse.Namespace) -> Path | None:
+    """The config file a command uses: --config, $SENTINEL_STACK_CONFIG, ./sentinel-stack.toml;
+    None for the embedded default."""
     path: Path | None = args.config
     if path is None and os.environ.get("SENTINEL_STACK_CONFIG"):
         path = Path(os.environ["SENTINEL_STACK_CONFIG"])
     if path is None and Path(DEFAULT_FILE).is_file():
         path = Path(DEFAULT_FILE)
+    return path
+
+
+def load(args: argparse.Namespace) -> LoadedConfig:
+    path = config_file(args)
     if path is None:
         return load_config_text(embedded_default(), "<embedded default>", base_dir=PACKAGE_ROOT)
     return load_config(path)
@@ -197,10 +214,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from sentinel_stack.cli.console import ConsolePrinter
-    from sentinel_stack.launcher import Launch, run_up
-    from sentinel_stack.rundir import AlreadyRunning
-
     loaded, plan = plan_for(args)
     plan = _select(plan, args)
     if args.dry_run:
@@ -215,12 +228,29 @@ def cmd_up(args: argparse.Namespace) -> int:
     def reload_plan() -> StackPlan:
         return _select(plan_for(args)[1], args)
 
+    return launch_stack(args, loaded, plan, reload_plan)
+
+
+def launch_stack(
+    args: argparse.Namespace,
+    loaded: LoadedConfig,
+    plan: StackPlan,
+    reload_plan: Callable[[], StackPlan],
+) -> int:
+    """Run ``plan`` in the foreground: the TUI on a terminal, else headless output. Shared
+    by `up` and `demo`; ``args`` needs ``no_tui`` and ``json_logs``."""
+    from sentinel_stack.audit.settings import audit_settings
+    from sentinel_stack.cli.console import ConsolePrinter
+    from sentinel_stack.launcher import Launch, run_up
+    from sentinel_stack.rundir import AlreadyRunning
+
     tui = _use_tui(args, loaded)
     launch = Launch(
         config_text=loaded.text,
         config_path=loaded.path.resolve() if loaded.path else None,
         reload_plan=reload_plan,
         printer=None if tui else ConsolePrinter(json_lines=args.json_logs),
+        audit=audit_settings(loaded),
     )
     if tui:  # the launcher in a forked child, the TUI attached to it here: docs/tui.md
         from sentinel_stack.tui.run import up_with_tui
@@ -436,7 +466,12 @@ COMMANDS = {
     "down": cmd_down,
     "reload": cmd_reload,
     **AGENT_COMMANDS,
+    **ALERT_COMMANDS,
+    **AUDIT_COMMANDS,
     **PROBE_COMMANDS,
+    **DEMO_COMMANDS,
+    **DETECT_COMMANDS,
+    **EXPORT_COMMANDS,
 }
 
 

@@ -146,6 +146,23 @@ def _agent_chain(profile: str) -> list[str]:
     }[profile]
 
 
+def _detector(profile: str) -> list[Section]:
+    """The detection engine (docs/detection.md): not in `minimal`."""
+    if profile == "minimal":
+        return []
+    return [
+        (
+            "The detector: rules (configs/rules/*.toml; the bundled set when the directory is\n"
+            "missing) over the probe's kernel events, the proxy's access records and the\n"
+            "stack's restarts; alerts go to the event hub (TUI, `sentinel-stack alerts`).\n"
+            "`allowed_egress` (and each upstream's `allowed_destinations`) lists where\n"
+            'upstreams may connect, e.g. "10.0.0.5:5432"; anything else is upstream_ssrf.\n'
+            "`sentinel-stack rules lint` checks the rules, `rules test FILE` replays a recording.",
+            {"detector": {"rules_dir": "configs/rules", "allowed_egress": []}},
+        )
+    ]
+
+
 def profile_sections(profile: str) -> list[Section]:
     """The sections of a profile; no two sections share a table (agents share `agents`,
     each with its own `[agents.NAME]`)."""
@@ -176,6 +193,7 @@ def profile_sections(profile: str) -> list[Section]:
                 }
             },
         ),
+        *_detector(profile),
         (
             "Where requests go: an upstream is a set of targets with load balancing and\n"
             "health checks; `process` names the child serving it (started first).",
@@ -216,7 +234,7 @@ def _probe(profile: str) -> list[Section]:
     return [
         (
             "The eBPF probe: bpftrace programs (bpf/) report exec, connect, sensitive opens,\n"
-            "privilege changes... of the stack's own processes (`scope = \"host\"`: all).\n"
+            'privilege changes... of the stack\'s own processes (`scope = "host"`: all).\n'
             "Without root or bpftrace it polls /proc instead and says so (`sentinel-stack\n"
             "doctor` tells what is missing).",
             {"probe": {"scope": "stack", "backend": "auto"}},

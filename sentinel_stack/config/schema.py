@@ -11,7 +11,15 @@ import re
 import shlex
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from sentinel_stack.config.durations import Duration
 
@@ -264,9 +272,79 @@ class ProbeConfig(Component):
     watch_paths: list[str] = []
 
 
+AlertSeverity = Literal["info", "low", "medium", "high", "critical"]
+
+
+class AlertFileConfig(Model):
+    """`[detector.alert_file]`: every alert as a JSON line, rotated by size."""
+
+    enabled: bool = True
+    path: str | None = None  # default: <run-dir>/detector/alerts.jsonl
+    max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
+    backups: int = Field(3, ge=0)
+    min_severity: AlertSeverity = "info"
+
+
+class WebhookConfig(Model):
+    """`[[detector.webhooks]]`: alerts POSTed as Slack, PagerDuty Events v2 or plain JSON.
+    ``url`` and ``routing_key`` are secrets: write them as ``${ENV_VAR}``."""
+
+    name: str = "webhook"
+    format: Literal["slack", "pagerduty", "json"] = "json"
+    url: SecretStr | None = None  # pagerduty: defaults to the Events v2 enqueue URL
+    routing_key: SecretStr | None = None
+    min_severity: AlertSeverity = "high"
+    timeout: Duration = 5.0
+    retries: int = Field(5, ge=0, le=20)
+    backoff: Duration = 1.0
+    max_backoff: Duration = 60.0
+    queue: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> WebhookConfig:
+        if self.format == "pagerduty" and self.routing_key is None:
+            raise ValueError('a pagerduty webhook needs routing_key = "${PAGERDUTY_ROUTING_KEY}"')
+        if self.format != "pagerduty" and self.url is None:
+            raise ValueError(f'a {self.format} webhook needs url = "${{WEBHOOK_URL}}"')
+        return self
+
+
+class RemediationConfig(Model):
+    """`[detector.remediation]`: a Rego policy picks actions for alerts. Off by default."""
+
+    enabled: bool = False
+    policy: str = "configs/policies/remediation.rego"
+    dry_run: bool = False
+    denylist_agent: str = "denylist"
+    max_ttl: Duration = 86400.0
+
+
 class DetectorConfig(Component):
     readiness: Readiness = Readiness(notify=True)
     rules_dir: str = "configs/rules"
+    # Where upstreams may connect besides their own `allowed_destinations` (upstream_ssrf):
+    # "10.0.0.5:5432", "10.0.0.0/8", "*:443", "[::1]:6379", "localhost:6379-6380".
+    allowed_egress: list[str] = []
+    # Repeats of one alert within this window fold into one alert with a count; beyond
+    # `rate_limit` alerts per rule per minute the rest are held back and reported as a count.
+    dedup_window: Duration = 60.0
+    rate_limit: int = Field(60, ge=1)
+    # Baselines: learn this long (time the detector runs) before raising anomaly alerts;
+    # 0 learns nothing live and uses `baseline_file` as it is (`sentinel-stack baseline learn`).
+    baseline_window: Duration = 3600.0
+    baseline_file: str | None = None  # default: <run-dir>/detector/baseline.json
+    alert_file: AlertFileConfig = AlertFileConfig()
+    webhooks: list[WebhookConfig] = []
+    remediation: RemediationConfig = RemediationConfig()
+
+    @field_validator("allowed_egress")
+    @classmethod
+    def _egress_entries(cls, value: list[str]) -> list[str]:
+        from sentinel_stack.detect.context import parse_egress  # the detector's own parser
+
+        for entry in value:
+            parse_egress(entry)
+        return value
 
 
 class PolicyConfig(Model):
@@ -274,8 +352,15 @@ class PolicyConfig(Model):
 
 
 class AuditConfig(Model):
+    """`[audit]`: the hash-chained audit log the launcher writes (docs/audit.md)."""
+
+    enabled: bool = True
     dir: str | None = None
     key_file: str | None = None
+    checkpoint_records: int = Field(1000, ge=1)
+    checkpoint_interval: Duration = 60.0
+    max_file_bytes: int = Field(16 * 1024 * 1024, ge=4096)
+    queue: int = Field(10_000, ge=16)
 
 
 class TuiConfig(Model):

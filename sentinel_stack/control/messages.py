@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 import msgspec
 
-Op = Literal["status", "start", "stop", "restart", "logs", "subscribe", "down", "reload"]
+Op = Literal["status", "start", "stop", "restart", "logs", "subscribe", "down", "reload", "alerts"]
 
 
 class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -45,6 +45,7 @@ class LauncherInfo:
     started: float
     down: Callable[[], None]
     reload: Callable[[], Awaitable[list[str]]]
+    audit: Callable[[], dict[str, Any]] | None = None  # the audit log's head, for status
 
 
 class ControlServer:
@@ -57,6 +58,7 @@ class ControlServer:
         self.bus = bus
         self.info = info
         self.refused = 0
+        self._send_locks: dict[trio.SocketStream, trio.Lock] = {}
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.path.unlink(missing_ok=True)
@@ -88,6 +90,8 @@ class ControlServer:
                     time.time(),
                 )
             )
+        finally:
+            self._send_locks.pop(stream, None)
 
     async def _converse(self, stream: trio.SocketStream) -> None:
         uid = peer_uid(stream.socket)
@@ -111,7 +115,13 @@ class ControlServer:
                     return
 
     async def _send(self, stream: trio.SocketStream, message: Reply | Streamed) -> None:
-        await stream.send_all(encoder.encode(message) + b"\n")
+        # One client may be answered by several tasks at once (a subscription forwards hub
+        # lines and bus events side by side): whole lines, one writer at a time.
+        lock = self._send_locks.get(stream)
+        if lock is None:
+            lock = self._send_locks[stream] = trio.Lock()
+        async with lock:
+            await stream.send_all(encoder.encode(message) + b"\n")
 
     async def _dispatch(self, stream: trio.SocketStream, line: bytes) -> None:
         try:
@@ -144,6 +154,9 @@ class ControlServer:
                 return {"stopping": True}
             case "reload":
                 return {"changes": await self.info.reload()}
+            case "alerts":  # the newest `lines` alerts the hub has seen, oldest first
+                recent = list(self.hub.recent_alerts)[-max(0, request.lines) :]
+                return [msgspec.Raw(line) for line in recent]
         return None
 
     def status(self) -> dict[str, Any]:
@@ -159,6 +172,7 @@ class ControlServer:
             },
             "children": self.supervisor.status(),
             "events": self.hub.snapshot(),
+            "audit": self.info.audit() if self.info.audit is not None else None,
         }
 
     async def _logs(self, stream: trio.SocketStream, request: Request) -> Any:

@@ -1,7 +1,9 @@
 """A small, realistic web app to put behind the proxy: a JSON API, a page, health.
 
 Run alone with ``python -m sentinel_stack.demo.upstream --bind 127.0.0.1:8081``; under
-the stack it reports READY=1 once it listens, and drains on SIGTERM.
+the stack it reports READY=1 once it listens, and drains on SIGTERM. With
+``--enable-vulnerable-routes`` (only `sentinel-stack demo` passes it) it also serves the
+deliberately vulnerable ``/_vuln/`` routes of `sentinel_stack.demo.vulnerable`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 from hypercorn.config import Config
@@ -17,6 +21,8 @@ from hypercorn.trio import serve
 
 from sentinel_stack.asgi import Receive, Scope, Send, respond, serve_lifespan
 from sentinel_stack.child.sdnotify import notify
+from sentinel_stack.demo.http import is_loopback_host
+from sentinel_stack.demo.vulnerable import ENABLE_FLAG, PREFIX, WARNING, VulnerableRoutes
 
 ITEMS = [
     {"id": 1, "name": "keyboard", "price": 49.0},
@@ -42,7 +48,8 @@ async def _read_body(receive: Receive, limit: int = 1024 * 1024) -> bytes:
             return body
 
 
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
+async def shop(scope: Scope, receive: Receive, send: Send) -> None:
+    """The ordinary app: what the benign traffic generator exercises."""
     if scope["type"] == "lifespan":
         await serve_lifespan(receive, send)
         return
@@ -85,7 +92,27 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await _json(send, 404, {"error": "not found", "path": path})
 
 
-async def main(bind: str) -> None:
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def make_app(vulnerable: VulnerableRoutes | None = None) -> App:
+    """The shop, plus the ``/_vuln/`` routes (which answer 404 unless enabled)."""
+    routes = vulnerable or VulnerableRoutes()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await routes.handle(scope, receive, send)
+        else:
+            await shop(scope, receive, send)
+
+    return app
+
+
+app = make_app()
+
+
+async def main(bind: str, vulnerable: bool = False) -> None:
+    application = make_app(VulnerableRoutes(enabled=vulnerable))
     config = Config()
     config.bind = [bind]
     config.accesslog = None
@@ -103,7 +130,7 @@ async def main(bind: str) -> None:
         nursery.start_soon(on_signals)
         binds = await nursery.start(
             lambda task_status: serve(
-                app,  # type: ignore[arg-type]  # plain-dict ASGI types, not hypercorn's
+                application,  # type: ignore[arg-type]  # plain-dict ASGI types, not hypercorn's
                 config,
                 shutdown_trigger=stop.wait,
                 task_status=task_status,
@@ -118,8 +145,20 @@ async def main(bind: str) -> None:
 def cli(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sentinel-stack-demo-upstream", description=__doc__)
     parser.add_argument("--bind", default="127.0.0.1:8081", help="host:port to listen on")
+    parser.add_argument(
+        ENABLE_FLAG,
+        dest="vulnerable",
+        action="store_true",
+        help="serve the DELIBERATELY VULNERABLE /_vuln/ routes (web shell, traversal, SSRF) "
+        "to loopback clients; loopback --bind only; for `sentinel-stack demo`",
+    )
     args = parser.parse_args(argv)
-    trio.run(main, args.bind)
+    if args.vulnerable:
+        host = args.bind.rpartition(":")[0]
+        if not is_loopback_host(host.strip("[]")):
+            parser.error(f"{ENABLE_FLAG} needs a loopback --bind (127.0.0.1 or [::1]), not {host}")
+        print(WARNING.format(prefix=PREFIX), file=sys.stderr, flush=True)
+    trio.run(main, args.bind, args.vulnerable)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,9 @@ class EventHub:
         self.stats = HubStats()
         self._kinds: Counter[str] = Counter()
         self.recent: deque[bytes] = deque(maxlen=recent)
+        # Alerts get their own ring: a burst of kernel events would push them out of
+        # `recent` within a second, and `sentinel-stack alerts` lists them from here.
+        self.recent_alerts: deque[bytes] = deque(maxlen=recent)
         self._subscribers: dict[trio.MemorySendChannel[bytes], tuple[str, ...]] = {}
         self._decoder = msgspec.json.Decoder(HubEvent)
 
@@ -93,6 +96,8 @@ class EventHub:
         self.stats.received += 1
         self._kinds[event.kind] += 1
         self.recent.append(line)
+        if event.kind == "alert":
+            self.recent_alerts.append(line)
         for send, prefixes in self._subscribers.items():
             if prefixes and not event.kind.startswith(prefixes):
                 continue

@@ -86,6 +86,16 @@ class ChildRunner:
         """End the runner's task (after `stop`, when the child leaves the plan)."""
         self._scope.cancel()
 
+    def kill_now(self, reason: str) -> None:
+        """SIGKILL the child and whatever it left behind, at once. The runner goes on as for
+        any exit: it reaps the child, and a stop in progress completes."""
+        if self.pid is None:
+            return
+        self._kill_reason = reason
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.ctx.containment.kill_child(self.spec.name, self.pid)
+
     # ---- what others ask -------------------------------------------------------------
 
     @property

@@ -378,3 +378,56 @@ def test_up_detach_returns_once_ready_and_the_stack_keeps_running(kit):
         assert again.returncode == 3 and "already running" in again.stderr
     finally:
         assert cli("down", *args).returncode == 0
+
+
+def test_a_subscription_to_events_and_state_survives_a_slow_reader(stack):
+    """Hub lines and bus events are answered by two tasks: with the client not reading, both
+    block on one socket, and must take turns instead of failing the subscription."""
+    client = socket.socket(socket.AF_UNIX)
+    client.connect(str(stack.run_dir / "control.sock"))
+    client.sendall(b'{"op": "subscribe", "id": 1, "topics": ["events", "state"]}\n')
+    filler = "x" * 200
+    with socket.socket(socket.AF_UNIX) as producer:
+        producer.connect(str(stack.run_dir / "events.sock"))
+        producer.sendall(
+            "".join(
+                json.dumps({"kind": "test.flood", "time": i, "pad": filler}) + "\n"
+                for i in range(20_000)
+            ).encode()
+        )
+    assert stack.ctl("restart", "db").returncode == 0  # state events while the hub blocks
+    client.settimeout(10)
+    buffer, seen_restart = b"", False
+    deadline = time.monotonic() + 20
+    while not seen_restart:
+        assert time.monotonic() < deadline, "the subscription went quiet"
+        chunk = client.recv(1 << 16)
+        assert chunk, f"the launcher dropped the subscription:\n{stack.text()[-2000:]}"
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        seen_restart = any(b'"db"' in line and b'"running"' in line for line in lines)
+    client.close()
+    assert "answering a client failed" not in stack.text()
+
+
+def test_a_second_interrupt_kills_every_child_and_the_launcher_ends(kit):
+    """A child that ignores SIGTERM would hold the shutdown for its stop timeout; the second
+    SIGTERM (or Ctrl-C) kills it at once and the launcher exits, leaving nothing behind."""
+    kit.child("stubborn", "--ignore-term", "--grandchild", stop_timeout="60s")
+    kit.child("plain")
+    config = kit.dir / "stack.toml"
+    config.write_text(kit.text("second"))
+    launcher = Launcher(config, kit.dir / "run")
+    launcher.wait_for_output("all 2 children ready")
+    pids = [pid for _, pid, _ in kit.records()]
+    launcher.proc.send_signal(signal.SIGTERM)
+    launcher.wait_for_output("stopping the stack")
+    started = time.monotonic()
+    launcher.proc.send_signal(signal.SIGTERM)
+    assert launcher.proc.wait(timeout=15) == 0
+    assert time.monotonic() - started < 10
+    assert "second interrupt: killing every child now" in launcher.text()
+    deadline = time.monotonic() + 5
+    while any(pid_alive(pid) for pid in pids):
+        assert time.monotonic() < deadline, "a child outlived the launcher"
+        time.sleep(0.05)

@@ -81,8 +81,11 @@ def test_processes_panel_lists_children_and_the_selected_log():
         assert "running" in str(table.get_cell("demo", "state"))
         assert str(table.get_cell("waf", "last_exit")) == "exit 1"
         assert str(table.get_cell("proxy", "rss")) == "80.0M"
-        await pilot.pause()
-        lines = log_lines(app, "#process-log")
+        for _ in range(100):  # the backfill is a worker of its own: let it land
+            await pilot.pause()
+            lines = log_lines(app, "#process-log")
+            if lines and lines[0] == "demo: started earlier":
+                break
         assert lines[0] == "demo: started earlier"  # backfilled from before the attach
         assert "demo ERROR something failed [x]" in lines
         await pilot.press("down")
