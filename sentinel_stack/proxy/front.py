@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +41,7 @@ from sentinel_stack.proxy.metrics import ProxyMetrics
 from sentinel_stack.proxy.pipeline import Pipeline, PipelineResult
 from sentinel_stack.proxy.routing import PathRejection, Route, RouteTable, normalize_path
 from sentinel_stack.proxy.settings import ProxySettings
-from sentinel_stack.proxy.telemetry import AccessLog, AccessRecord, AgentCall
+from sentinel_stack.proxy.telemetry import AccessLog, RequestRecord
 from sentinel_stack.proxy.trailers import client_takes_trailers, plan_trailers, trailer_block
 from sentinel_stack.proxy.upstream_pool import UpstreamError, UpstreamResponse
 from sentinel_stack.proxy.upstreams import NoTargetAvailable, UpstreamGroup
@@ -122,7 +121,7 @@ class ProxyApp:
         query: bytes = scope.get("query_string", b"")
         headers = _text_headers(scope["headers"])
         client = scope.get("client") or ("", 0)
-        record = _Record(method, raw_path.decode("latin-1"), query.decode("latin-1"), client)
+        record = RequestRecord(method, raw_path.decode("latin-1"), query.decode("latin-1"), client)
         record.protocol = f"HTTP/{scope.get('http_version', '1.1')}"
         record.host = next((v for n, v in headers if n == "host"), "")
         try:
@@ -143,7 +142,7 @@ class ProxyApp:
         raw_path: bytes,
         query: bytes,
         headers: list[tuple[str, str]],
-        record: _Record,
+        record: RequestRecord,
         started: float,
     ) -> None:
         target = raw_path + (b"?" + query if query else b"")
@@ -288,7 +287,9 @@ class ProxyApp:
         decisions.sort(key=lambda pair: order.get(pair[0], 0))
         return PipelineResult(merge_decisions(decisions), tuple(merged_pairs))
 
-    async def _answer_for_agent(self, send: Send, record: _Record, result: PipelineResult) -> None:
+    async def _answer_for_agent(
+        self, send: Send, record: RequestRecord, result: PipelineResult
+    ) -> None:
         merged = result.merged
         action = merged.action
         record.decided_by = merged.decided_by or ""
@@ -332,7 +333,7 @@ class ProxyApp:
     async def _relay(
         self,
         send: Send,
-        record: _Record,
+        record: RequestRecord,
         response: UpstreamResponse,
         ops: HeaderOps,
         client_takes_trailers: bool,
@@ -369,7 +370,7 @@ class ProxyApp:
     async def _reply(
         self,
         send: Send,
-        record: _Record,
+        record: RequestRecord,
         status: int,
         body: str,
         headers: list[tuple[str, str]] | tuple[tuple[str, str], ...] = (),
@@ -391,11 +392,13 @@ class ProxyApp:
         record.started_response = True
         await send({"type": "http.response.body", "body": data, "more_body": False})
 
-    async def _reply_if_possible(self, send: Send, record: _Record, status: int, body: str) -> None:
+    async def _reply_if_possible(
+        self, send: Send, record: RequestRecord, status: int, body: str
+    ) -> None:
         if not record.started_response:
             await self._reply(send, record, status, body)
 
-    def _complete(self, cid: int, record: _Record) -> RequestComplete:
+    def _complete(self, cid: int, record: RequestRecord) -> RequestComplete:
         return RequestComplete(
             correlation_id=cid,
             status=record.status,
@@ -406,7 +409,7 @@ class ProxyApp:
             error=record.error,
         )
 
-    def _finish(self, record: _Record) -> None:
+    def _finish(self, record: RequestRecord) -> None:
         route = record.route or "-"
         self.metrics.requests.labels(route, str(record.status)).inc()
         self.metrics.latency.labels(route).observe(record.latency)
@@ -414,62 +417,7 @@ class ProxyApp:
         self.metrics.records_dropped.set(self.access.dropped)
 
 
-class _Record:
-    """What one request did, filled in as it goes; becomes an `AccessRecord`."""
-
-    def __init__(self, method: str, path: str, query: str, client: tuple[str, int]) -> None:
-        self.time = time.time()
-        self.mono_start = trio.current_time()
-        self.method, self.path, self.query = method, path, query
-        self.client = (client[0] or "", client[1] or 0)
-        self.client_ip = self.client[0]  # after X-Forwarded-For from a trusted proxy
-        self.protocol = self.host = self.route = self.upstream = self.target = ""
-        self.request_id = self.decided_by = self.error = ""
-        self.status = 0
-        self.latency = 0.0
-        self.bytes_in = self.bytes_out = 0
-        self.started_response = False
-        self.agents: list[AgentCall] = []
-        self.tags: list[str] = []
-        self.rule_ids: list[str] = []
-
-    def note_agents(self, result: PipelineResult) -> None:
-        for c in result.consultations:
-            action = type(c.decision.action).__name__.lower() if c.decision else "none"
-            self.agents.append(AgentCall(c.agent, action, round(c.latency * 1000, 3), c.error))
-        self.tags = list(result.merged.tags)
-        self.rule_ids = list(result.merged.rule_ids)
-
-    def to_access(self, source: str, worker: int) -> AccessRecord:
-        return AccessRecord(
-            time=self.time,
-            source=source,
-            worker=worker,
-            request_id=self.request_id,
-            method=self.method,
-            path=self.path,
-            query=self.query,
-            status=self.status,
-            latency_ms=round(self.latency * 1000, 3),
-            route=self.route,
-            upstream=self.upstream,
-            target=self.target,
-            host=self.host,
-            protocol=self.protocol,
-            client_ip=self.client_ip,
-            client_port=self.client[1],
-            peer_ip=self.client[0] if self.client_ip != self.client[0] else "",
-            bytes_in=self.bytes_in,
-            bytes_out=self.bytes_out,
-            decided_by=self.decided_by,
-            agents=self.agents,
-            tags=self.tags,
-            rule_ids=self.rule_ids,
-            error=self.error,
-        )
-
-
-def _request_body(receive: Receive, max_body: int, record: _Record) -> AsyncIterator[bytes]:
+def _request_body(receive: Receive, max_body: int, record: RequestRecord) -> AsyncIterator[bytes]:
     async def chunks() -> AsyncIterator[bytes]:
         received = 0
         while True:

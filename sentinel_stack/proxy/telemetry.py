@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import msgspec
 import trio
+
+if TYPE_CHECKING:
+    from sentinel_stack.proxy.pipeline import PipelineResult
 
 BATCH = 256
 FLUSH_AFTER = 0.05
@@ -58,6 +62,61 @@ class AccessRecord(
     rule_ids: list[str] = []
     error: str = ""
     worker: int = 0  # which worker process answered (1..N), 0 when the proxy runs alone
+
+
+class RequestRecord:
+    """What one request did, filled in as it goes; becomes an `AccessRecord`."""
+
+    def __init__(self, method: str, path: str, query: str, client: tuple[str, int]) -> None:
+        self.time = time.time()
+        self.mono_start = trio.current_time()
+        self.method, self.path, self.query = method, path, query
+        self.client = (client[0] or "", client[1] or 0)
+        self.client_ip = self.client[0]  # after X-Forwarded-For from a trusted proxy
+        self.protocol = self.host = self.route = self.upstream = self.target = ""
+        self.request_id = self.decided_by = self.error = ""
+        self.status = 0
+        self.latency = 0.0
+        self.bytes_in = self.bytes_out = 0
+        self.started_response = False
+        self.agents: list[AgentCall] = []
+        self.tags: list[str] = []
+        self.rule_ids: list[str] = []
+
+    def note_agents(self, result: PipelineResult) -> None:
+        for c in result.consultations:
+            action = type(c.decision.action).__name__.lower() if c.decision else "none"
+            self.agents.append(AgentCall(c.agent, action, round(c.latency * 1000, 3), c.error))
+        self.tags = list(result.merged.tags)
+        self.rule_ids = list(result.merged.rule_ids)
+
+    def to_access(self, source: str, worker: int) -> AccessRecord:
+        return AccessRecord(
+            time=self.time,
+            source=source,
+            worker=worker,
+            request_id=self.request_id,
+            method=self.method,
+            path=self.path,
+            query=self.query,
+            status=self.status,
+            latency_ms=round(self.latency * 1000, 3),
+            route=self.route,
+            upstream=self.upstream,
+            target=self.target,
+            host=self.host,
+            protocol=self.protocol,
+            client_ip=self.client_ip,
+            client_port=self.client[1],
+            peer_ip=self.client[0] if self.client_ip != self.client[0] else "",
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+            decided_by=self.decided_by,
+            agents=self.agents,
+            tags=self.tags,
+            rule_ids=self.rule_ids,
+            error=self.error,
+        )
 
 
 class AccessLog:
