@@ -2,10 +2,13 @@
 
 A process belongs to a stack child (its `proc.stack_child`) when its cgroup lies in the
 child's sub-cgroup (``…/sentinel-stack.<stack>/<child>``: the launcher's containment, as
-root) or when it or an ancestor has the pid the supervisor reported for that child (state
-changes and `status`). The launcher itself is the pseudo child ``launcher``. Rules then say
-"a shell whose stack child serves an upstream", which no process name can say: the demo
-upstream, the proxy and every agent are all `python`.
+root; or the unit ``sentinel-<stack>-<child>.service`` of an exported systemd stack) or when
+it or an ancestor has the pid the supervisor reported for that child (state changes and
+`status`). The launcher itself is the pseudo child ``launcher``. Rules then say "a shell
+whose stack child serves an upstream", which no process name can say: the demo upstream,
+the proxy and every agent are all `python`. Without a supervisor (a standalone detector) a
+child's pid is learnt from the exec of its configured command (`learn_exec`), a guess that
+the docs spell out (docs/detection.md, "Standalone").
 
 Egress: an upstream may connect to the addresses in `[upstreams.NAME] allowed_destinations`
 (of the upstreams it serves) and `[detector] allowed_egress`; entries are ``ADDRESS``,
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 
 from sentinel_stack.probe import events as ev
 
-__all__ = ["EgressRule", "StackView", "parse_egress"]
+__all__ = ["EgressRule", "StackView", "command_key", "parse_egress"]
 
 LAUNCHER = "launcher"
 _CGROUP_MARK = "/sentinel-stack."
@@ -93,12 +96,17 @@ class StackView:
     # child name -> allowed egress of that child; `egress` applies to every child.
     child_egress: dict[str, tuple[EgressRule, ...]] = field(default_factory=dict)
     egress: tuple[EgressRule, ...] = ()
+    # Standalone only: an exec's (program name, *arguments) -> the child whose configured
+    # command it is; and `python -m MODULE` -> the built-in child (its flags vary).
+    commands: dict[tuple[str, ...], str] = field(default_factory=dict)
+    modules: dict[str, str] = field(default_factory=dict)
     # Memo of the last event's child (several rules ask about one event), and parsed addresses.
     _last: object = field(default=None, repr=False, compare=False)
     _last_child: str | None = field(default=None, repr=False, compare=False)
     _addresses: dict[str, ipaddress.IPv4Address | ipaddress.IPv6Address | None] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _units: dict[str, str | None] = field(default_factory=dict, repr=False, compare=False)
 
     def child_started(self, name: str, pid: int | None) -> None:
         for known in [p for p, n in self.pids.items() if n == name]:
@@ -118,11 +126,25 @@ class StackView:
         elif state in ("exited", "backoff", "fatal", "stopped"):
             self.child_gone(child, pid)
 
+    def learn_exec(self, argv: Sequence[str] | None, pid: int) -> str | None:
+        """Take ``pid`` for the child whose configured command ``argv`` is (standalone)."""
+        if not argv:
+            return None
+        name = self.commands.get(command_key(argv))
+        if name is None and len(argv) >= 3 and argv[1] == "-m":
+            name = self.modules.get(argv[2])
+        if name is not None:
+            # Not `child_started`: several instances may run at once (replicas on one node).
+            self.pids[pid] = name
+        return name
+
     def stack_child(self, event: ev.KernelEvent) -> str | None:
         """The stack child this event's process belongs to, or None (not the stack's)."""
         if event is self._last:
             return self._last_child
         found = _from_cgroup(event.cgroup_path)
+        if found is None and event.cgroup_path and self.stack_name:
+            found = self._from_unit(event.cgroup_path)
         if found is None and (self.pids or self.launcher_pid):
             found = self._from_pids(event.pid, event.lineage)
         self._last, self._last_child = event, found
@@ -152,6 +174,21 @@ class StackView:
                 return LAUNCHER
         return None
 
+    def _from_unit(self, path: str) -> str | None:
+        """``…/sentinel-<stack>-<child>.service[/…]``: the unit `export systemd` writes."""
+        if path in self._units:
+            return self._units[path]
+        prefix = f"sentinel-{self.stack_name}-"
+        found = None
+        for part in path.split("/"):
+            if part.startswith(prefix) and part.endswith(".service"):
+                name = part[len(prefix) : -len(".service")]
+                found = name if name in self.kinds else None
+        if len(self._units) > 4096:
+            self._units.clear()
+        self._units[path] = found
+        return found
+
     def egress_allowed(self, child: str | None, address: str, port: int) -> bool:
         if address in self._addresses:
             parsed = self._addresses[address]
@@ -166,6 +203,12 @@ class StackView:
         if child is not None:
             rules = (*self.egress, *self.child_egress.get(child, ()))
         return any(rule.allows(parsed, port) for rule in rules)
+
+
+def command_key(argv: Sequence[str]) -> tuple[str, ...]:
+    """A command as `learn_exec` compares it: the program's base name, then the arguments
+    (``/usr/bin/python3 app.py`` and ``python3 app.py`` are one command)."""
+    return (argv[0].rsplit("/", 1)[-1], *argv[1:])
 
 
 def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -6,6 +6,7 @@
 `Detector` holds one run's state and does no I/O of its own (time is passed in); the
 Trio functions below connect it: the subscription reader, a one-second ticker (dedup
 windows, stateful rules, analyzers' timers), SIGHUP reload, and the sinks' tasks.
+Without a launcher the detector serves the hub itself: `standalone.py`.
 Reload keeps the last good rules when a file is broken and says so with an alert
 (`rules_reload_failed`); the detector never stops detecting because of a typo.
 """
@@ -26,17 +27,28 @@ import trio
 
 from sentinel_stack.child.sdnotify import notify, watchdog_interval
 from sentinel_stack.config.loader import ConfigError, load_config
-from sentinel_stack.config.schema import StackConfig
+from sentinel_stack.config.schema import AlertFileConfig, StackConfig
 from sentinel_stack.detect.alert import ALERT_ENCODER, Alert
 from sentinel_stack.detect.engine import RuleEngine
-from sentinel_stack.detect.events import HubAlert, decode_stream_line
+from sentinel_stack.detect.events import HubAlert, decode_event, decode_stream_line
 from sentinel_stack.detect.folding import AlertFolder
 from sentinel_stack.detect.pipeline import DetectorPipeline, PipelineContext, load_components
 from sentinel_stack.detect.rules_loader import RulesError, load_rules
+from sentinel_stack.detect.sinks import JsonLinesSink
 from sentinel_stack.detect.wiring import apply_status, builtin_lists, view_from_config
+from sentinel_stack.events.hub import HubStats
+from sentinel_stack.probe.events import ExecEvent, ExitEvent
 from sentinel_stack.probe.hub import HubPublisher
 
-__all__ = ["Detector", "DetectorSettings", "HubSink", "run_detector"]
+__all__ = [
+    "Detector",
+    "DetectorSettings",
+    "HubSink",
+    "LogSink",
+    "reload_on_hup",
+    "run_detector",
+    "run_ticker",
+]
 
 log = logging.getLogger("sentinel_stack.detect")
 
@@ -54,6 +66,8 @@ class DetectorSettings:
     launcher_pid: int | None = None
     source: str = "detector"
     tick_interval: float = 1.0
+    serve_events: Path | None = None  # standalone: serve the event hub here
+    alert_file: Path | None = None  # overrides `[detector.alert_file] path`
 
     @classmethod
     def from_environment(cls, rules_dir: Path, environ: Mapping[str, str]) -> DetectorSettings:
@@ -87,6 +101,19 @@ class HubSink:
         await self.publisher.run()
 
 
+class LogSink:
+    """Alerts into the detector's log: with no launcher (and so no TUI, no `alerts` verb)
+    the journal or the container log is where an operator sees them first."""
+
+    name = "log"
+
+    def submit(self, alert: Alert) -> None:
+        log.warning("ALERT %s [%s] %s", alert.rule, alert.severity, alert.summary)
+
+    async def run(self) -> None:
+        await trio.sleep_forever()
+
+
 def read_config(path: Path | None) -> StackConfig | None:
     if path is None:
         return None
@@ -105,8 +132,12 @@ class Detector:
         settings: DetectorSettings,
         status: Mapping[str, Any] | None = None,
         environ: Mapping[str, str] | None = None,
+        *,
+        standalone: bool = False,
     ) -> None:
         self.settings = settings
+        self.standalone = standalone
+        self.served: HubStats | None = None  # standalone: the stats of the hub it serves
         self.config = read_config(settings.config_path)
         self.view = view_from_config(self.config, settings.launcher_pid)
         if status:
@@ -129,8 +160,25 @@ class Detector:
             stack=self.view,
         )
         components = load_components(context)
-        self.hub = HubSink(settings.events_socket) if settings.events_socket else None
-        sinks = [self.hub, *components.sinks] if self.hub else components.sinks
+        sinks = components.sinks
+        if settings.alert_file is not None:
+            sinks = [s for s in sinks if not isinstance(s, JsonLinesSink)]
+            file = detector.alert_file if detector else AlertFileConfig()
+            sinks.append(
+                JsonLinesSink(
+                    settings.alert_file,
+                    max_bytes=file.max_bytes,
+                    backups=file.backups,
+                    min_severity=file.min_severity,
+                )
+            )
+        # Standalone, the detector is the hub: its alerts go to its sinks and its log.
+        self.hub = None
+        if standalone:
+            sinks = [LogSink(), *sinks]
+        elif settings.events_socket:
+            self.hub = HubSink(settings.events_socket)
+            sinks = [self.hub, *sinks]
         self.pipeline = DetectorPipeline([self.engine, *components.analyzers], sinks)
         self.skipped = 0
 
@@ -143,6 +191,27 @@ class Detector:
         if isinstance(event, HubAlert) and event.source == self.settings.source:
             return []  # our own alert coming back from the hub
         return self.pipeline.process(event, now)
+
+    def handle_hub_line(self, line: bytes, now: float) -> list[Alert]:
+        """One line a producer wrote to the hub this detector serves (standalone)."""
+        event = decode_event(line)
+        if event is None:
+            self.skipped += 1
+            return []
+        if isinstance(event, ExecEvent):
+            # No supervisor tells us the children's pids: recognise their commands.
+            self.view.learn_exec(event.argv, event.pid)
+        elif isinstance(event, ExitEvent) and event.pid in self.view.pids:
+            self.view.child_gone(self.view.pids[event.pid], event.pid)
+        return self.pipeline.process(event, now)
+
+    def supervisor_only_rules(self) -> list[str]:
+        """Enabled rules that only supervisor `state` events can fire (crash_loop)."""
+        return sorted(
+            rule
+            for rule, kinds in self.engine.reach.items()
+            if kinds and all(kind == "state" for kind in kinds)
+        )
 
     def tick(self, now: float) -> list[Alert]:
         return self.pipeline.tick(now)
@@ -158,6 +227,8 @@ class Detector:
             "upstreams",
             "child_egress",
             "egress",
+            "commands",
+            "modules",
         ):
             setattr(self.view, name, getattr(fresh, name))
         self.config = config
@@ -192,10 +263,16 @@ class Detector:
 
     def status_text(self) -> str:
         engine = self.engine
-        return (
+        text = (
             f"STATUS={len(engine.ruleset.enabled)} rules; {engine.events} events, "
             f"{self.pipeline.alerts_emitted} alerts"
         )
+        if self.served is not None:
+            hub = self.served
+            text += f"; standalone hub: {hub.received} lines, {hub.dropped} dropped"
+            if inactive := self.supervisor_only_rules():
+                text += f"; inactive (no supervisor): {', '.join(inactive)}"
+        return text
 
 
 async def fetch_status(control: Path) -> dict[str, Any] | None:
@@ -231,8 +308,8 @@ async def run_detector(
         for sink in detector.pipeline.sinks:
             nursery.start_soon(sink.run)
         await nursery.start(_subscription, detector, settings.control_socket)
-        nursery.start_soon(_ticker, detector)
-        await nursery.start(_reload_on_hup, detector)
+        nursery.start_soon(run_ticker, detector)
+        await nursery.start(reload_on_hup, detector)
         notify("READY=1", detector.status_text())
         log.info(
             "detector ready: %d rules from %s",
@@ -290,7 +367,7 @@ async def _read(detector: Detector, stream: trio.SocketStream) -> None:
                 detector.handle_line(line, now)
 
 
-async def _ticker(detector: Detector) -> None:
+async def run_ticker(detector: Detector) -> None:
     interval = detector.settings.tick_interval
     watchdog = watchdog_interval()
     last_status = 0.0
@@ -306,7 +383,7 @@ async def _ticker(detector: Detector) -> None:
             notify(*fields)
 
 
-async def _reload_on_hup(
+async def reload_on_hup(
     detector: Detector, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     with trio.open_signal_receiver(signal.SIGHUP) as signals:

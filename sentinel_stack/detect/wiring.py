@@ -10,8 +10,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from sentinel_stack.config.plan import BUILTIN_MODULES
 from sentinel_stack.config.schema import StackConfig
-from sentinel_stack.detect.context import EgressRule, StackView, parse_egress
+from sentinel_stack.detect.context import EgressRule, StackView, command_key, parse_egress
 
 __all__ = ["BUILTIN_LISTS", "apply_status", "builtin_lists", "view_from_config"]
 
@@ -38,11 +39,20 @@ def view_from_config(config: StackConfig | None, launcher_pid: int | None = None
     view.stack_name = config.stack.name
     kinds = {name: "process" for name, p in config.processes.items() if p.enabled}
     kinds.update({name: "agent" for name, a in config.agents.items() if a.enabled})
+    commands = {command_key(p.command): n for n, p in config.processes.items() if p.enabled}
+    commands.update({command_key(a.command): n for n, a in config.agents.items() if a.enabled})
+    modules: dict[str, str] = {}
     for name in ("proxy", "probe", "detector"):
         component = getattr(config, name)
         if component is not None and component.enabled:
             kinds[name] = name
+            if component.command:
+                commands[command_key(component.command)] = name
+            else:
+                modules[BUILTIN_MODULES[name]] = name
     view.kinds = kinds
+    view.commands = {key: name for key, name in commands.items() if key[0]}
+    view.modules = modules
     upstream_process: dict[str, str] = {}
     child_egress: dict[str, tuple[EgressRule, ...]] = {}
     for name, upstream in config.upstreams.items():

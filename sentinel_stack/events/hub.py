@@ -57,13 +57,23 @@ class EventHub:
         await sock.bind(str(self.path))
         os.chmod(self.path, 0o600)
         sock.listen(256)
-        listener = trio.SocketListener(sock)
         try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(trio.serve_listeners, self._handle, [listener])
-                task_status.started()
+            await self.serve_socket(sock, task_status=task_status)
         finally:
             self.path.unlink(missing_ok=True)
+
+    async def serve_socket(
+        self,
+        sock: trio.socket.SocketType,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve on a socket already bound and listening, e.g. one systemd passed us
+        (socket activation): its file belongs to whoever bound it, so it is left in place."""
+        listener = trio.SocketListener(sock)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, self._handle, [listener])
+            task_status.started()
 
     async def _handle(self, stream: trio.SocketStream) -> None:
         self.stats.connections += 1

@@ -7,6 +7,11 @@ they share one machine under `up`. Agents and the proxy share the ``sockets`` vo
 mounted at ``<run-dir>/agents``. ``depends_on`` waits for ``service_healthy`` where the
 dependency has a health check (`healthcheck` module: agent socket, proxy /ready, port).
 The probe runs privileged in the host's pid namespace with /sys read-only.
+
+The detector serves the event hub (no launcher here) at ``<run-dir>/events.sock`` in the
+``run`` volume; the proxy, the agents and the probe (which mounts ``run`` too, having no
+network) write to it. The proxy and agents start once the detector has started, the probe
+once its health check sees the socket answer (detection never gates the data path).
 """
 
 from __future__ import annotations
@@ -112,6 +117,8 @@ def _service(deployment: Deployment, child: ExportedChild) -> dict[str, Any]:
     volumes = [f"./config:{deployment.config_dir}:ro"]
     if child.kind == "probe":
         volumes.append("/sys:/sys:ro")
+        if deployment.events_socket is not None:  # the detector's hub: a socket in `run`
+            volumes.append(f"run:{deployment.run_dir}")
         service.update(privileged=True, pid="host", network_mode="none")
     else:
         volumes += [f"run:{deployment.run_dir}", f"sockets:{deployment.agents_dir}"]
@@ -125,7 +132,13 @@ def _service(deployment: Deployment, child: ExportedChild) -> dict[str, Any]:
     if child.kind != "probe":
         depends[NETNS_SERVICE] = {"condition": "service_started"}
     for name in spec.depends_on:
-        healthy = deployment.health_check(deployment.child(name)) is not None
+        other = deployment.child(name)
+        # Detection is never on the data path: a detector that fails (a broken rule file)
+        # must not keep the proxy from starting. Its hub is up within a second; the
+        # producers reconnect, dropping (and counting) what comes before. The probe,
+        # feeding only the detector, waits for it.
+        gate = other.kind != "detector" or child.kind == "probe"
+        healthy = gate and deployment.health_check(other) is not None
         depends[name] = {"condition": "service_healthy" if healthy else "service_started"}
     if depends:
         service["depends_on"] = depends

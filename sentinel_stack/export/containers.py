@@ -29,6 +29,8 @@ RESOURCES = {  # requests, limits: a starting point; override with a patch (docs
     "agent": ({"cpu": "50m", "memory": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
     "process": ({"cpu": "50m", "memory": "64Mi"}, {"cpu": "500m", "memory": "256Mi"}),
     "probe": ({"cpu": "100m", "memory": "128Mi"}, {"cpu": "1", "memory": "512Mi"}),
+    # Rules, chains and baselines in memory; a bounded hub queue (10k lines) in front.
+    "detector": ({"cpu": "100m", "memory": "128Mi"}, {"cpu": "1", "memory": "512Mi"}),
 }
 
 

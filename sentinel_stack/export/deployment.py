@@ -7,6 +7,11 @@ output is the same wherever it runs. Values are never baked in where the operato
 supply them: env keys that look secret, env values written as ``${VAR}``, and the
 variables the config file itself interpolates come from an env file or a Secret at run
 time; the exports list their names, never their values.
+
+The event hub: no exported tier has the launcher, so the detector serves the hub itself
+(standalone, docs/detection.md) at ``<run-dir>/events.sock``; the proxy, the probe and the
+agents write to it (``SENTINEL_EVENTS_SOCKET``) and depend on the detector, which starts
+first. Without a `[detector]` nothing serves the hub and nothing points at it.
 """
 
 from __future__ import annotations
@@ -49,12 +54,11 @@ _SECRET_KEY = re.compile(
 )
 _REFERENCE = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Set by the launcher for its own event hub and control API; no exported tier has them.
-_LAUNCHER_ONLY_ENV = ("SENTINEL_EVENTS_SOCKET",)
-_NOT_EXPORTED = {
-    "detector": "the detector is not exported: it subscribes to the launcher's control API "
-    "and event hub, which exist only under `sentinel-stack up` (its rules are shipped)",
-}
+# Set by the launcher for its own event hub; exported, it points at the detector's hub.
+EVENTS_ENV = "SENTINEL_EVENTS_SOCKET"
+DETECTOR_MODULE = "sentinel_stack.detect"
+# What writes to the event hub, hence starts after the detector that serves it.
+HUB_PRODUCERS = ("proxy", "probe", "agent")
 
 
 class ExportError(Exception):
@@ -121,7 +125,10 @@ class ExportedChild:
 
     @property
     def socket_activated(self) -> bool:
-        return self.spec.kind == "agent" and self.spec.socket_activation
+        """An agent bound by its socket unit; the detector, by the event hub's."""
+        return (self.spec.kind == "agent" and self.spec.socket_activation) or (
+            self.spec.kind == "detector"
+        )
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,15 @@ class Deployment:
     def proxy(self) -> ExportedChild | None:
         return next((c for c in self.children if c.kind == "proxy"), None)
 
+    @property
+    def detector(self) -> ExportedChild | None:
+        return next((c for c in self.children if c.kind == "detector"), None)
+
+    @property
+    def events_socket(self) -> str | None:
+        """Where the detector serves the event hub; None without a detector."""
+        return events_socket_path(self.run_dir) if self.detector is not None else None
+
     def child(self, name: str) -> ExportedChild:
         for child in self.children:
             if child.name == name:
@@ -181,6 +197,8 @@ class Deployment:
             return HealthCheck(check.kind, (target,))
         if child.kind == "agent" and child.spec.socket is not None:
             return HealthCheck("unix", (str(child.spec.socket),))
+        if child.kind == "detector" and self.events_socket is not None:
+            return HealthCheck("unix", (self.events_socket,))
         if child.kind == "proxy" and self.config.proxy is not None:
             return HealthCheck("http", (f"http://{self.config.proxy.admin}/ready",))
         if child.spec.ports:
@@ -231,6 +249,10 @@ class Deployment:
             for key in child.supplied:
                 names.setdefault(key, defaults.get(key))
         return names
+
+
+def events_socket_path(run_dir: str) -> str:
+    return f"{run_dir}/events.sock"
 
 
 def looks_secret(key: str) -> bool:
@@ -284,17 +306,19 @@ def prepare(
     # Relative paths in the config resolve against the config's directory on the target.
     loaded = dataclasses.replace(loaded, base_dir=Path(config_dir))
     plan = build_plan(loaded, environ={}, run_dir=Path(run_dir))
-    notes = [note for kind, note in _NOT_EXPORTED.items() if kind in plan.names]
+    notes = []
     outside = sorted({a.path for a in assets if a.path.startswith("/")})
     if outside:
         notes.append(
             "files at absolute paths are not shipped to Compose or Kubernetes (make them "
             "relative to the config, or put them in the image): " + ", ".join(outside)
         )
-    children = tuple(
-        _export_child(spec, _raw_env(raw, spec), variables, python, config_dir)
-        for spec in plan.children
-        if spec.kind not in _NOT_EXPORTED
+    hub = events_socket_path(run_dir) if "detector" in plan.names else None
+    children = _serve_hub_first(
+        tuple(
+            _export_child(spec, _raw_env(raw, spec), variables, python, config_dir, hub)
+            for spec in plan.children
+        )
     )
     return Deployment(
         stack=config.stack.name,
@@ -308,6 +332,28 @@ def prepare(
         assets=assets,
         notes=tuple(notes),
     )
+
+
+def _serve_hub_first(children: tuple[ExportedChild, ...]) -> tuple[ExportedChild, ...]:
+    """The detector as early as its own dependencies allow (it serves the hub), and the
+    hub's producers depending on it (those the detector needs itself excepted)."""
+    detector = next((child for child in children if child.kind == "detector"), None)
+    if detector is None:
+        return children
+    needed = set(detector.spec.depends_on)
+    for child in reversed(children):  # `children` is in start order
+        if child.name in needed:
+            needed.update(child.spec.depends_on)
+    before = [child for child in children if child.name in needed]
+    after = []
+    for child in children:
+        if child.name in needed or child is detector:
+            continue
+        if child.kind in HUB_PRODUCERS:
+            spec = dataclasses.replace(child.spec, depends_on=("detector", *child.spec.depends_on))
+            child = dataclasses.replace(child, spec=spec)
+        after.append(child)
+    return (*before, detector, *after)
 
 
 def _env_tables(raw: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -346,6 +392,7 @@ def _export_child(
     variables: Mapping[str, str | None],
     python: str,
     config_dir: str,
+    events_socket: str | None,
 ) -> ExportedChild:
     supplied: dict[str, bool] = {}  # key -> optional
     for key, value in raw_env.items():
@@ -361,10 +408,13 @@ def _export_child(
         for name, default in variables.items():
             supplied.setdefault(name, bool(default))
     env = {
-        key: value
-        for key, value in spec.env.items()
-        if key not in supplied and key not in _LAUNCHER_ONLY_ENV
+        key: value for key, value in spec.env.items() if key not in supplied and key != EVENTS_ENV
     }
+    if events_socket is not None and spec.kind != "detector":
+        env[EVENTS_ENV] = events_socket
+    if spec.kind == "detector" and events_socket is not None and DETECTOR_MODULE in argv[1:3]:
+        # No launcher on any exported tier: the detector serves the hub (standalone).
+        argv += ["--serve-events", events_socket]
     env["SENTINEL_CONFIG"] = f"{config_dir}/{CONFIG_FILE}"
     return ExportedChild(
         spec=dataclasses.replace(spec, argv=tuple(argv), env=env, cwd=spec.cwd or config_dir),

@@ -3,7 +3,9 @@
 The stack pod accepts clients on the proxy's listeners only (the admin listener is loopback,
 inside the pod) and may reach DNS and the upstream targets outside the pod (loopback
 targets are in the pod already). An upstream named by host name can only be allowed by
-port: NetworkPolicy has no host names. The probe pod needs no network at all.
+port: NetworkPolicy has no host names. The probe pod needs no network at all, unless its
+detector posts alerts to webhooks: their URLs are secrets (never exported), so the pods
+with a detector may then reach DNS and any address on port 443 (another port: a patch).
 """
 
 from __future__ import annotations
@@ -54,13 +56,22 @@ def network_policies(deployment: Deployment) -> dict[str, dict[str, Any]]:
         ports = sorted({item.port for item in listeners(deployment)})
         opened = [{"protocol": "TCP", "port": port} for port in ports]
         ingress = [{"ports": opened}] if opened else []
-        policies["stack"] = _policy(
-            deployment, "stack", ingress, [_dns(), *_upstream_egress(deployment)]
-        )
+        egress = [_dns(), *_upstream_egress(deployment), *_webhook_egress(deployment)]
+        policies["stack"] = _policy(deployment, "stack", ingress, egress)
     for child in deployment.children:
-        if child.kind == "probe":  # reads the kernel, writes stdout: no traffic either way
-            policies[child.name] = _policy(deployment, child.name, [], [])
+        if child.kind == "probe":  # reads the kernel; its detector may post webhooks
+            webhooks = _webhook_egress(deployment)
+            policies[child.name] = _policy(
+                deployment, child.name, [], [_dns(), *webhooks] if webhooks else []
+            )
     return policies
+
+
+def _webhook_egress(deployment: Deployment) -> list[dict[str, Any]]:
+    detector = deployment.config.detector
+    if deployment.detector is None or detector is None or not detector.webhooks:
+        return []
+    return [{"ports": [{"protocol": "TCP", "port": 443}]}]
 
 
 def _policy(

@@ -8,6 +8,15 @@ run the `healthcheck` module inside the pod (the admin listener is loopback only
 eBPF probe is a privileged DaemonSet in the host's pid namespace. Config, policies and
 rules are ConfigMaps projected into the config directory; values the operator supplies
 come from the Secret ``<stack>-env`` by reference, never inlined.
+
+Detection without the launcher: the detector serves the event hub itself, twice. In the
+stack pod it is the first native sidecar (without a startup probe: detection gates nothing
+on the data path), serving ``<run-dir>/events.sock`` on the ``run`` emptyDir for the proxy
+and the agents (access records, agent findings). The probe's
+DaemonSet pod cannot reach a pod's emptyDir, so it gets its own detector (a native sidecar
+serving the same path on the DaemonSet pod's own emptyDir) for the node's kernel events.
+Simple and without hostPath volumes in the stack pods; the price: no rule or threat chain
+joins an access record with a kernel event (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from sentinel_stack.export.yamltext import dump_yaml
 __all__ = ["export_kubernetes"]
 
 RUN_AS = 65532  # an unprivileged uid/gid with no name in the image
+CHECKSUM_ANNOTATION = "sentinel-stack/config-sha256"
 _CONFIG_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _CONTAINER_SECURITY: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -49,9 +59,12 @@ def export_kubernetes(deployment: Deployment) -> dict[str, str]:
     resources: dict[str, Any] = {
         f"configmap-{name}.yaml": document for name, document in configmaps.items()
     }
+    checksum = hashlib.sha256(
+        "\0".join(dump_yaml(c) for c in configmaps.values()).encode()
+    ).hexdigest()
     stack_children = [c for c in deployment.children if c.kind != "probe"]
     if stack_children:
-        resources["deployment.yaml"] = _stack_deployment(deployment, stack_children, configmaps)
+        resources["deployment.yaml"] = _stack_deployment(deployment, stack_children, checksum)
         resources["poddisruptionbudget.yaml"] = {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
@@ -65,7 +78,9 @@ def export_kubernetes(deployment: Deployment) -> dict[str, str]:
             resources["service.yaml"] = service
     for child in deployment.children:
         if child.kind == "probe":
-            resources[f"daemonset-{child.name}.yaml"] = _probe_daemonset(deployment, child)
+            resources[f"daemonset-{child.name}.yaml"] = _probe_daemonset(
+                deployment, child, checksum
+            )
     for name, policy in network_policies(deployment).items():
         resources[f"networkpolicy-{name}.yaml"] = policy
     files = {path: dump_yaml(document) for path, document in resources.items()}
@@ -86,7 +101,7 @@ def export_kubernetes(deployment: Deployment) -> dict[str, str]:
 
 
 def _stack_deployment(
-    deployment: Deployment, children: list[ExportedChild], configmaps: dict[str, Any]
+    deployment: Deployment, children: list[ExportedChild], checksum: str
 ) -> dict[str, Any]:
     needed = {dep for child in children for dep in child.spec.depends_on}
     sidecars = [_container(deployment, c, sidecar=True) for c in children if c.name in needed]
@@ -117,9 +132,6 @@ def _stack_deployment(
         {"name": "sockets", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
         {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
     ]
-    checksum = hashlib.sha256(
-        "\0".join(dump_yaml(c) for c in configmaps.values()).encode()
-    ).hexdigest()
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -135,7 +147,7 @@ def _stack_deployment(
                 "metadata": {
                     "labels": labels(deployment, "stack"),
                     # A config change rolls the pods (a ConfigMap update alone does not).
-                    "annotations": {"sentinel-stack/config-sha256": checksum},
+                    "annotations": {CHECKSUM_ANNOTATION: checksum},
                 },
                 "spec": pod,
             },
@@ -161,9 +173,12 @@ def _container(deployment: Deployment, child: ExportedChild, *, sidecar: bool) -
     ]
     check = deployment.health_check(child)
     if check is not None:
-        timeout = child.spec.readiness.timeout
-        container["startupProbe"] = _probe(deployment, check, period=1, failures=int(timeout) + 1)
-        container["readinessProbe"] = _probe(deployment, check, period=10, failures=3)
+        # Detection is never on the data path: the stack pod's detector gates nothing (a
+        # broken rule file must not keep the proxy from starting, nor take the pod out of
+        # the Service); it starts first and is up long before the proxy writes to it.
+        if child.kind != "detector":
+            container["startupProbe"] = _startup_probe(deployment, child, check)
+            container["readinessProbe"] = _probe(deployment, check, period=10, failures=3)
         liveness = check
         if child.kind == "proxy" and deployment.config.proxy is not None:
             liveness = HealthCheck("http", (f"http://{deployment.config.proxy.admin}/health",))
@@ -192,6 +207,11 @@ def _base_container(deployment: Deployment, child: ExportedChild) -> dict[str, A
     }
 
 
+def _startup_probe(deployment: Deployment, child: ExportedChild, check: HealthCheck) -> Any:
+    failures = int(child.spec.readiness.timeout) + 1
+    return _probe(deployment, check, period=1, failures=failures)
+
+
 def _probe(deployment: Deployment, check: HealthCheck, *, period: int, failures: int) -> Any:
     return {
         "exec": {"command": deployment.healthcheck_argv(check)},
@@ -201,30 +221,54 @@ def _probe(deployment: Deployment, check: HealthCheck, *, period: int, failures:
     }
 
 
-def _probe_daemonset(deployment: Deployment, child: ExportedChild) -> dict[str, Any]:
+def _probe_daemonset(deployment: Deployment, child: ExportedChild, checksum: str) -> dict[str, Any]:
     container = _base_container(deployment, child)
     container["securityContext"] = {"privileged": True, "runAsUser": 0, "runAsNonRoot": False}
     container["volumeMounts"] = [{"name": "sys", "mountPath": "/sys", "readOnly": True}]
     name = f"{deployment.base_name}-{child.name}"
+    pod: dict[str, Any] = {
+        "hostPID": True,  # the kernel's events name host pids; lineage reads /proc
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": stop_grace(child),
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [container],
+        "volumes": [{"name": "sys", "hostPath": {"path": "/sys", "type": "Directory"}}],
+    }
+    template: dict[str, Any] = {"metadata": {"labels": labels(deployment, child.name)}}
+    detector = deployment.detector
+    if detector is not None:
+        # The node's own detector: the probe cannot reach the stack pods' emptyDir.
+        sidecar = _container(deployment, detector, sidecar=True)
+        sidecar["securityContext"] = {
+            **_CONTAINER_SECURITY,
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS,
+            "runAsGroup": RUN_AS,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        sidecar["volumeMounts"] = [
+            m for m in sidecar["volumeMounts"] if m["name"] in ("config", "run", "tmp")
+        ]
+        check = deployment.health_check(detector)
+        if check is not None:  # the probe only feeds it: let it wait for the hub
+            sidecar["startupProbe"] = _startup_probe(deployment, detector, check)
+        containers = pod.pop("containers")
+        pod.update(initContainers=[sidecar], containers=containers)  # in start order
+        container["volumeMounts"].append({"name": "run", "mountPath": deployment.run_dir})
+        pod["terminationGracePeriodSeconds"] = max(stop_grace(child), stop_grace(detector))
+        pod["volumes"] += [
+            _config_volume(deployment),
+            {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+        ]
+        template["metadata"]["annotations"] = {CHECKSUM_ANNOTATION: checksum}
+    template["spec"] = pod
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
         "metadata": _metadata(deployment, name, child.name),
-        "spec": {
-            "selector": {"matchLabels": labels(deployment, child.name)},
-            "template": {
-                "metadata": {"labels": labels(deployment, child.name)},
-                "spec": {
-                    "hostPID": True,  # the kernel's events name host pids; lineage reads /proc
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": stop_grace(child),
-                    "tolerations": [{"operator": "Exists"}],
-                    "containers": [container],
-                    "volumes": [{"name": "sys", "hostPath": {"path": "/sys", "type": "Directory"}}],
-                },
-            },
-        },
+        "spec": {"selector": {"matchLabels": labels(deployment, child.name)}, "template": template},
     }
 
 

@@ -7,6 +7,13 @@ and ``RestartMaxDelaySec=`` for the exponential backoff); ``depends_on`` →
 ``Requires=``/``After=`` (on the agent's .socket when it is socket-activated, so a restarting
 agent never takes its dependents down and their connections queue meanwhile). Every
 service is hardened; only the probe keeps capabilities, the ones bpftrace needs.
+
+The detector serves the event hub (no launcher here): ``<base>-events.socket`` binds
+``<run-dir>/events.sock`` and hands it to the detector as the descriptor named ``events``;
+the proxy, probe and agents require that socket, so their events queue in the kernel while
+the detector (re)starts. The socket is 0660, group ``sentinel``: the probe runs as root
+without CAP_DAC_OVERRIDE, so it connects through its supplementary group (measured: a 0600
+socket of another user refuses it with EACCES).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import re
 
 from sentinel_stack.export.deployment import CONFIG_FILE, Deployment, ExportedChild
 
-__all__ = ["SERVICE_USER", "export_systemd", "slice_cgroup", "unit_name"]
+__all__ = ["SERVICE_USER", "export_systemd", "slice_cgroup", "socket_unit_name", "unit_name"]
 
 SERVICE_USER = "sentinel"
 # Measured with bpftrace 0.17 (docs/deploy.md): BPF+PERFMON load and attach; SYS_ADMIN for
@@ -53,11 +60,21 @@ _SANDBOX = (  # for everything but the probe, which needs the kernel's views and
     "UMask=0077",
 )
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_@+=:,./-]+$")
-_RELOADS_ON_HUP = ("agent", "proxy")
+_RELOADS_ON_HUP = ("agent", "proxy", "detector")
+# The descriptor name the detector serves the hub on (detect/standalone.py EVENTS_FD_NAME;
+# not imported, to keep the exporter free of the detector's dependencies).
+EVENTS_FD_NAME = "events"
 
 
 def unit_name(deployment: Deployment, child: ExportedChild, suffix: str = "service") -> str:
     return f"{deployment.base_name}-{child.name}.{suffix}"
+
+
+def socket_unit_name(deployment: Deployment, child: ExportedChild) -> str:
+    """An agent's ``<base>-<agent>.socket``; the detector's is the hub's, ``<base>-events``."""
+    if child.kind == "detector":
+        return f"{deployment.base_name}-events.socket"
+    return unit_name(deployment, child, "socket")
 
 
 def slice_cgroup(slice_name: str) -> str:
@@ -74,7 +91,7 @@ def export_systemd(deployment: Deployment) -> dict[str, str]:
     for child in deployment.children:
         files[f"units/{unit_name(deployment, child)}"] = _service(deployment, child)
         if child.socket_activated:
-            files[f"units/{unit_name(deployment, child, 'socket')}"] = _socket(deployment, child)
+            files[f"units/{socket_unit_name(deployment, child)}"] = _socket(deployment, child)
         if child.supplied:
             files[f"config/env/{child.name}.env.example"] = deployment.env_example(
                 child, f"{deployment.config_dir}/env/{child.name}.env"
@@ -111,11 +128,13 @@ def _service(deployment: Deployment, child: ExportedChild) -> str:
     ]
     needs = []
     if child.socket_activated:
-        needs.append(unit_name(deployment, child, "socket"))
+        needs.append(socket_unit_name(deployment, child))
     for dependency in spec.depends_on:
         other = deployment.child(dependency)
-        suffix = "socket" if other.socket_activated else "service"
-        needs.append(unit_name(deployment, other, suffix))
+        activated = other.socket_activated
+        needs.append(
+            socket_unit_name(deployment, other) if activated else unit_name(deployment, other)
+        )
     if needs:
         unit += [f"Requires={' '.join(needs)}", f"After={' '.join(needs)}"]
     if policy.mode != "never":
@@ -171,11 +190,13 @@ def _privileges(deployment: Deployment, child: ExportedChild) -> list[str]:
     lines = list(_HARDENING)
     lines.append(f"ReadWritePaths={_escape(deployment.run_dir)}")
     if child.kind == "probe":  # root, but bounded to what bpftrace and /proc need
-        return [
-            *lines,
+        lines += [
             f"CapabilityBoundingSet={' '.join(PROBE_CAPABILITIES)}",
             "LimitMEMLOCK=infinity",
         ]
+        if deployment.events_socket is not None:  # the hub's socket is 0660, group sentinel
+            lines.append(f"SupplementaryGroups={SERVICE_USER}")
+        return lines
     lines += [f"User={SERVICE_USER}", f"Group={SERVICE_USER}", *_SANDBOX]
     if any(port < 1024 for port in child.spec.ports):
         lines += [
@@ -188,28 +209,32 @@ def _privileges(deployment: Deployment, child: ExportedChild) -> list[str]:
 
 
 def _socket(deployment: Deployment, child: ExportedChild) -> str:
+    hub = child.kind == "detector"
+    path = deployment.events_socket if hub else str(child.spec.socket)
     socket = [
-        f"ListenStream={_escape(str(child.spec.socket))}",
-        "SocketMode=0600",
+        f"ListenStream={_escape(str(path))}",
+        f"SocketMode={'0660' if hub else '0600'}",
         f"SocketUser={SERVICE_USER}",
         f"SocketGroup={SERVICE_USER}",
         "DirectoryMode=0750",
-        f"FileDescriptorName={child.name}",
+        f"FileDescriptorName={EVENTS_FD_NAME if hub else child.name}",
         f"Service={unit_name(deployment, child)}",
         "RemoveOnStop=yes",
     ]
+    what = "the event hub (served by the detector)" if hub else f"agent `{child.name}`"
     unit = [
-        f"Description=sentinel-stack {deployment.stack}: {child.name} agent socket",
+        f"Description=sentinel-stack {deployment.stack}: "
+        + ("event hub socket" if hub else f"{child.name} agent socket"),
         f"PartOf={deployment.base_name}.target",
     ]
-    return _unit_file(deployment, f"agent `{child.name}`", [("Unit", unit), ("Socket", socket)])
+    return _unit_file(deployment, what, [("Unit", unit), ("Socket", socket)])
 
 
 def _target(deployment: Deployment) -> str:
     wanted = []
     for child in deployment.children:
         if child.socket_activated:
-            wanted.append(unit_name(deployment, child, "socket"))
+            wanted.append(socket_unit_name(deployment, child))
         wanted.append(unit_name(deployment, child))
     unit = [f"Description=sentinel-stack {deployment.stack}: the whole stack"]
     if wanted:
@@ -264,6 +289,14 @@ def _install_notes(deployment: Deployment) -> str:
         f"Logs: `journalctl -u '{base}-*'`. Stop: `systemctl stop {base}.target`.",
         "",
     ]
+    if deployment.detector is not None:
+        lines += [
+            f"Alerts: `journalctl -u {base}-detector.service -g ALERT`, and the alert file",
+            "(`[detector.alert_file]`, by default `<run-dir>/detector/alerts.jsonl`). The",
+            "detector serves the event hub itself; `crash_loop` cannot fire without the",
+            f"launcher: watch `systemctl --failed '{base}-*'` instead (docs/deploy.md).",
+            "",
+        ]
     return "\n".join(lines)
 
 

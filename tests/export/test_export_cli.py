@@ -40,7 +40,7 @@ def test_dry_run_lists_and_writes_nothing(
     assert export_cli("compose", "--out", str(out), "--dry-run") == 0
     listing = capsys.readouterr()
     assert re.search(rf"^would create +{out}/compose.yaml +\(\d+ bytes\)$", listing.out, re.M)
-    assert "the detector is not exported" in listing.err
+    assert "detector" not in listing.err  # exported now: no note about it
     assert not out.exists()
 
 
@@ -122,11 +122,19 @@ def test_prepare_relocates_and_sets_apart_what_the_operator_supplies() -> None:
     assert app.supplied == ("API_TOKEN", "DATABASE_URL", "LOG_LEVEL")
     assert app.optional == frozenset({"LOG_LEVEL"})
     assert "API_TOKEN" not in app.spec.env and app.spec.env["APP_MODE"] == "production"
-    assert all("SENTINEL_EVENTS_SOCKET" not in c.spec.env for c in edge.children)
+    hub = "/run/sentinel-stack/edge/events.sock"
+    assert edge.events_socket == hub
+    assert all(
+        c.spec.env.get("SENTINEL_EVENTS_SOCKET") == (None if c.kind == "detector" else hub)
+        for c in edge.children
+    )
     assert edge.child("proxy").spec.argv[0] == "/opt/sentinel-stack/bin/python"
     assert edge.child("denylist").spec.argv[0] == "/opt/sentinel-stack/bin/python"
     assert set(edge.child("proxy").supplied) == {"DATABASE_URL", "LOG_LEVEL", "QUEUE_TOKEN"}
-    assert "detector" not in [c.name for c in edge.children]
+    assert edge.children[0].name == "detector"  # first: it serves the event hub
+    assert edge.child("detector").spec.argv[-2:] == ("--serve-events", hub)
+    assert "detector" in edge.child("proxy").spec.depends_on
+    assert "detector" not in edge.child("app").spec.depends_on  # not a hub producer
     assert edge.config_dir == "/etc/sentinel-stack/edge"
     assert edge.run_dir == "/run/sentinel-stack/edge"
     assert "s3cr3t" in config_text("edge") and "s3cr3t" not in edge.config_file_text()
@@ -135,6 +143,25 @@ def test_prepare_relocates_and_sets_apart_what_the_operator_supplies() -> None:
     assert sys.executable not in str([c.spec.argv for c in default.children])
     with pytest.raises(ExportError, match="--replicas 0"):
         ExportOptions(replicas=0)
+
+
+def test_without_a_detector_nothing_serves_or_points_at_an_event_hub() -> None:
+    minimal = deployment("minimal")
+    assert minimal.detector is None and minimal.events_socket is None
+    assert all("SENTINEL_EVENTS_SOCKET" not in c.spec.env for c in minimal.children)
+    assert all("detector" not in c.spec.depends_on for c in minimal.children)
+
+
+def test_a_detector_with_dependencies_starts_after_them_without_a_cycle() -> None:
+    text = config_text("edge").replace(
+        '[detector]\nrules_dir = "configs/rules"',
+        '[detector]\nrules_dir = "configs/rules"\ndepends_on = ["denylist"]',
+    )
+    edge = prepare(text, "edge.toml")
+    names = [c.name for c in edge.children]
+    assert names.index("denylist") < names.index("detector") < names.index("proxy")
+    assert "detector" not in edge.child("denylist").spec.depends_on  # no cycle
+    assert "detector" in edge.child("custom").spec.depends_on
 
 
 def test_secret_looking_keys_and_variables() -> None:

@@ -81,6 +81,24 @@ def test_probe_is_privileged_with_sys_read_only_and_watches_the_host() -> None:
     assert compose("edge")["services"]["app"]["read_only"] is True
 
 
+def test_the_detector_serves_the_event_hub_in_the_run_volume() -> None:
+    services = compose("edge")["services"]
+    hub = "/run/sentinel-stack/edge/events.sock"
+    detector = services["detector"]
+    assert detector["command"][-2:] == ["--serve-events", hub]
+    assert detector["healthcheck"]["test"][-2:] == ["unix", hub]
+    assert "run:/run/sentinel-stack/edge" in detector["volumes"]
+    assert "SENTINEL_EVENTS_SOCKET" not in detector["environment"]
+    for name in ("proxy", "denylist", "custom", "probe"):  # the hub's producers
+        assert services[name]["environment"]["SENTINEL_EVENTS_SOCKET"] == hub, name
+        assert "run:/run/sentinel-stack/edge" in services[name]["volumes"], name
+        # A failing detector (a broken rule file) never keeps the data path from starting;
+        # the probe feeds only the detector, so it waits for the hub.
+        condition = "service_healthy" if name == "probe" else "service_started"
+        assert services[name]["depends_on"]["detector"] == {"condition": condition}, name
+    assert services["probe"]["network_mode"] == "none"  # the socket needs no network
+
+
 def test_secrets_come_from_env_files_and_dollars_are_escaped() -> None:
     files = export("compose", "edge")
     assert not any("s3cr3t" in text for text in files.values())

@@ -12,7 +12,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.export.exports import CONFIGS, export, run, write
+from sentinel_stack.export.deployment import prepare
+from sentinel_stack.export.kubernetes import export_kubernetes
+from tests.export.exports import CONFIGS, config_text, export, run, write
 
 # Native sidecars (init containers with restartPolicy: Always) are stable from 1.29 (beta
 # and on by default from 1.29; GA in 1.33); validate against the oldest version they need.
@@ -67,7 +69,8 @@ def test_kustomization_renders(tmp_path: Path) -> None:
 def test_agents_are_sidecars_sharing_an_empty_dir_socket_volume() -> None:
     pod = manifests("full")["deployment.yaml"]["spec"]["template"]["spec"]
     sidecars = [c["name"] for c in pod["initContainers"]]
-    assert sidecars == ["demo", "denylist", "ratelimit", "waf", "policy"]  # start order
+    # start order: the detector serves the event hub the others write to
+    assert sidecars == ["detector", "demo", "denylist", "ratelimit", "waf", "policy"]
     assert all(c["restartPolicy"] == "Always" for c in pod["initContainers"])
     assert [c["name"] for c in pod["containers"]] == ["proxy"]
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -93,7 +96,40 @@ def test_probe_is_a_privileged_daemonset() -> None:
     assert pod["hostPID"] is True
     probe = pod["containers"][0]
     assert probe["securityContext"]["privileged"] is True
-    assert probe["volumeMounts"] == [{"name": "sys", "mountPath": "/sys", "readOnly": True}]
+    assert probe["volumeMounts"] == [
+        {"name": "sys", "mountPath": "/sys", "readOnly": True},
+        {"name": "run", "mountPath": "/run/sentinel-stack/edge"},
+    ]
+
+
+def test_detectors_serve_the_event_hub_in_the_stack_pod_and_beside_the_probe() -> None:
+    documents = manifests("edge")
+    hub = "/run/sentinel-stack/edge/events.sock"
+    for document, writers in (
+        (documents["deployment.yaml"], ("proxy", "denylist", "custom")),
+        (documents["daemonset-probe.yaml"], ("probe",)),
+    ):
+        pod = document["spec"]["template"]["spec"]
+        detector = pod["initContainers"][0]  # first: the others write to it
+        assert detector["name"] == "detector" and detector["restartPolicy"] == "Always"
+        assert detector["command"][-2:] == ["--serve-events", hub]
+        assert detector["livenessProbe"]["exec"]["command"][-2:] == ["unix", hub]
+        assert "readinessProbe" not in detector  # detection never takes the pod out of service
+        # ... nor gates the proxy's start; the probe (feeding only it) waits for the hub.
+        gated = writers == ("probe",)
+        assert ("startupProbe" in detector) is gated, writers
+        assert detector["securityContext"]["readOnlyRootFilesystem"] is True
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes["run"]  # the hub's socket lives in `run`
+        for name in writers:
+            env = {e["name"]: e.get("value") for e in container(pod, name)["env"]}
+            assert env["SENTINEL_EVENTS_SOCKET"] == hub, name
+            mounts = {m["name"]: m["mountPath"] for m in container(pod, name)["volumeMounts"]}
+            assert mounts["run"] == "/run/sentinel-stack/edge", name
+        env = {e["name"] for e in detector["env"]}
+        assert "SENTINEL_EVENTS_SOCKET" not in env  # it serves the hub, it writes to no one
+    node_detector = documents["daemonset-probe.yaml"]["spec"]["template"]["spec"]
+    assert node_detector["initContainers"][0]["securityContext"]["runAsNonRoot"] is True
 
 
 def test_config_policies_and_rules_are_config_maps_projected_into_the_config_dir() -> None:
@@ -137,4 +173,12 @@ def test_disruption_budget_and_network_policy() -> None:
     } in egress
     assert {"ports": [{"protocol": "TCP", "port": 443}]} in egress  # a host name: port only
     probe = documents["networkpolicy-probe.yaml"]["spec"]
-    assert probe["ingress"] == [] and probe["egress"] == []
+    assert probe["ingress"] == [] and probe["egress"] == []  # no webhooks: no traffic
+
+
+def test_webhooks_open_https_egress_for_the_detectors() -> None:
+    text = config_text("edge") + '\n[[detector.webhooks]]\nname = "ops"\nurl = "${OPS_HOOK}"\n'
+    files = export_kubernetes(prepare(text, "edge.toml"))
+    for name in ("stack", "probe"):
+        egress = yaml.safe_load(files[f"networkpolicy-{name}.yaml"])["spec"]["egress"]
+        assert {"ports": [{"protocol": "TCP", "port": 443}]} in egress, name

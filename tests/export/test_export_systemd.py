@@ -1,5 +1,6 @@
-"""systemd units: `systemd-analyze verify` accepts them, and a socket-activated agent started
-exactly as its units say (through systemd-socket-activate) answers the agent protocol."""
+"""systemd units: `systemd-analyze verify` accepts them, a socket-activated agent started
+exactly as its units say (through systemd-socket-activate) answers the agent protocol, and
+the detector started the same way serves the event hub and raises an alert."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ import trio
 
 from sentinel_stack.agent import connect_agent
 from sentinel_stack.export.systemd import slice_cgroup
+from sentinel_stack.probe import events as ev
 from sentinel_stack.protocol import Allow, Block, RequestComplete
 from tests.agents.agent_programs import request, wait_until
+from tests.detect.detectkit import RULES_DIR
 from tests.export.exports import CONFIGS, export, run, write
 
 ANALYZE = shutil.which("systemd-analyze")
@@ -74,16 +77,13 @@ def test_verify_would_catch_a_broken_set(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(ACTIVATE is None, reason="systemd-socket-activate missing")
-async def test_socket_activated_agent_answers_the_agent_protocol(short_tmp: Path) -> None:
-    files = export("systemd", "default", prefix=sys.prefix, run_dir=str(short_tmp / "run"))
-    socket_unit = unit(files["units/sentinel-default-denylist.socket"])
-    service = unit(files["units/sentinel-default-denylist.service"])
-    assert service["Type"] == ["notify"]
-    assert socket_unit["SocketMode"] == ["0600"]
-    listen = Path(socket_unit["ListenStream"][0])
-    listen.parent.mkdir(parents=True)  # tmpfiles.d does this on the target
+async def activation(
+    tmp: Path, listen: Path, socket_unit: dict[str, list[str]], service: dict[str, list[str]]
+) -> tuple[trio.socket.SocketType, list[str | None], dict[str, str]]:
+    """What systemd would do for a socket unit and its service: a notify socket, the
+    systemd-socket-activate command line with the unit's own settings, a clean env."""
     env = [shlex.split(value)[0] for value in service["Environment"]]
-    notify_path = short_tmp / "notify.sock"
+    notify_path = tmp / "notify.sock"
     notes = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     await notes.bind(str(notify_path))
     argv = [
@@ -94,6 +94,18 @@ async def test_socket_activated_agent_answers_the_agent_protocol(short_tmp: Path
         *shlex.split(service["ExecStart"][0]),
     ]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "SENTINEL_"))}
+    return notes, argv, clean
+
+
+async def test_socket_activated_agent_answers_the_agent_protocol(short_tmp: Path) -> None:
+    files = export("systemd", "default", prefix=sys.prefix, run_dir=str(short_tmp / "run"))
+    socket_unit = unit(files["units/sentinel-default-denylist.socket"])
+    service = unit(files["units/sentinel-default-denylist.service"])
+    assert service["Type"] == ["notify"]
+    assert socket_unit["SocketMode"] == ["0600"]
+    listen = Path(socket_unit["ListenStream"][0])
+    listen.parent.mkdir(parents=True)  # tmpfiles.d does this on the target
+    notes, argv, clean = await activation(short_tmp, listen, socket_unit, service)
     stderr = short_tmp / "agent.stderr"
     with stderr.open("wb") as sink:
         process = await trio.lowlevel.open_process(argv, env=clean, stderr=sink)  # type: ignore[arg-type]
@@ -107,6 +119,7 @@ async def test_socket_activated_agent_answers_the_agent_protocol(short_tmp: Path
                 seen = (await notes.recv(4096)).decode().split("\n")
                 assert "READY=1" in seen  # what Type=notify waits for
                 # The unit's Environment= put the agent's side files in the run directory.
+                env = [shlex.split(value)[0] for value in service["Environment"]]
                 control = Path(dict(e.split("=", 1) for e in env)["SENTINEL_RUN_DIR"])
                 reply = await _ask(control / "agents" / "denylist.ctl", "203.0.113.7")
                 assert reply["ok"], reply
@@ -122,6 +135,69 @@ async def test_socket_activated_agent_answers_the_agent_protocol(short_tmp: Path
             await process.wait()
         notes.close()
     assert process.returncode == 0, stderr.read_text()  # SIGTERM drains and exits 0
+
+
+# ---- the detector, serving the event hub on its socket unit ---------------------------------
+
+
+@pytest.mark.skipif(ACTIVATE is None, reason="systemd-socket-activate missing")
+async def test_socket_activated_detector_serves_the_event_hub(short_tmp: Path) -> None:
+    config_dir, run_dir = short_tmp / "etc", short_tmp / "run"
+    files = export(
+        "systemd", "default", prefix=sys.prefix, run_dir=str(run_dir), config_dir=str(config_dir)
+    )
+    socket_unit = unit(files["units/sentinel-default-events.socket"])
+    service = unit(files["units/sentinel-default-detector.service"])
+    listen = Path(socket_unit["ListenStream"][0])
+    assert listen == run_dir / "events.sock" and service["Type"] == ["notify"]
+    assert socket_unit["SocketMode"] == ["0660"] and socket_unit["SocketGroup"] == ["sentinel"]
+    for producer in ("proxy", "probe", "denylist"):
+        needs = unit(files[f"units/sentinel-default-{producer}.service"])
+        assert "sentinel-default-events.socket" in needs["Requires"][0].split(), producer
+        assert f'"SENTINEL_EVENTS_SOCKET={listen}"' in needs["Environment"], producer
+    probe = unit(files["units/sentinel-default-probe.service"])
+    assert probe["SupplementaryGroups"] == ["sentinel"]  # root without CAP_DAC_OVERRIDE
+    # Install the config as INSTALL.md says, with the real default rules (the export tests
+    # ship stand-ins).
+    for path, text in files.items():
+        if path.startswith("config/"):
+            target = config_dir / path.removeprefix("config/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+    shutil.rmtree(config_dir / "configs" / "rules")
+    shutil.copytree(RULES_DIR, config_dir / "configs" / "rules")
+    listen.parent.mkdir(parents=True)  # tmpfiles.d does this on the target
+    notes, argv, clean = await activation(short_tmp, listen, socket_unit, service)
+    stderr = short_tmp / "detector.stderr"
+    alerts = run_dir / "detector" / "alerts.jsonl"  # the default alert file
+    with stderr.open("wb") as sink:
+        process = await trio.lowlevel.open_process(argv, env=clean, stderr=sink)  # type: ignore[arg-type]
+    try:
+        with trio.fail_after(DEADLINE):
+            await wait_until(listen.exists)
+            # The probe's first connection is what makes systemd start the detector.
+            read = ev.OpenEvent(time=1.0, pid=4242, comm="cat", path="/etc/shadow")
+            read.reasons, read.result = ["sensitive"], 3
+            stream = await trio.open_unix_socket(str(listen))
+            async with stream:
+                await stream.send_all(ev.EVENT_ENCODER.encode(read) + b"\n")
+            seen = (await notes.recv(4096)).decode().split("\n")
+            assert "READY=1" in seen  # what Type=notify waits for
+            await wait_until(alerts.exists)
+            await wait_until(lambda: alerts.read_text().endswith("\n"))
+        (alert,) = [json.loads(line) for line in alerts.read_text().splitlines()]
+        assert alert["rule"] == "sensitive_file_read", alert
+    finally:
+        if process.returncode is None:
+            process.terminate()
+        with trio.move_on_after(DEADLINE) as cleanup:
+            cleanup.shield = True
+            await process.wait()
+        notes.close()
+    log = stderr.read_text()
+    assert process.returncode == 0, log
+    assert "(socket-activated)" in log  # the inherited `events` socket, not --serve-events
+    assert listen.exists()  # the socket unit's file: left for systemd (RemoveOnStop=)
 
 
 async def _ask(path: Path, value: str) -> dict[str, object]:
