@@ -1,0 +1,67 @@
+"""FrameTransport's socket fast path: whole frames, no lost bytes, no wasted system calls."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+
+from sentinel_stack.agent import transport as transport_module
+from sentinel_stack.agent.transport import FrameTransport
+
+
+@pytest.fixture
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every os.read the transport makes, by the number of bytes it returned (-1: EAGAIN)."""
+    calls: list[int] = []
+    real_read = os.read
+
+    def read(fd: int, size: int) -> bytes:
+        try:
+            data = real_read(fd, size)
+        except BlockingIOError:
+            calls.append(-1)
+            raise
+        calls.append(len(data))
+        return data
+
+    monkeypatch.setattr(transport_module.os, "read", read)
+    return calls
+
+
+async def test_a_short_read_is_not_followed_by_a_read_that_would_block(
+    counted_reads: list[int],
+) -> None:
+    left, right = trio.socket.socketpair()
+    ours, theirs = trio.SocketStream(left), trio.SocketStream(right)
+    transport = FrameTransport(ours)
+    async with ours, theirs:
+        await theirs.send_all(b"first")
+        assert await transport.receive() == b"first"
+        counted_reads.clear()
+        async with trio.open_nursery() as nursery:
+            # The queue was emptied by a short read: the next receive waits for readiness
+            # instead of trying a read that can only say "would block".
+            nursery.start_soon(_send_later, theirs, b"second")
+            assert await transport.receive() == b"second"
+        assert counted_reads == [6]
+
+
+async def test_bytes_that_arrive_before_the_next_receive_are_read_at_once() -> None:
+    left, right = trio.socket.socketpair()
+    ours, theirs = trio.SocketStream(left), trio.SocketStream(right)
+    transport = FrameTransport(ours)
+    async with ours, theirs:
+        await theirs.send_all(b"a")
+        assert await transport.receive() == b"a"
+        await theirs.send_all(b"b")
+        with trio.fail_after(1):
+            assert await transport.receive() == b"b"
+        await theirs.aclose()
+        assert await transport.receive() == b""
+
+
+async def _send_later(stream: trio.SocketStream, data: bytes) -> None:
+    await trio.sleep(0.01)
+    await stream.send_all(data)
