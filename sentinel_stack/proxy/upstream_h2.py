@@ -549,6 +549,8 @@ class H2TargetPool:
     async def _end(self, connection: _H2Connection, exchange: _H2Exchange) -> None:
         with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
             await exchange.finish()
+        if exchange.response is not None:
+            exchange.response.detach()
         connection.release()
         self._signal_room()
 

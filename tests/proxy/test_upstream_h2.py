@@ -8,6 +8,7 @@ the pool's one retry.
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -129,6 +130,22 @@ async def test_concurrent_requests_share_one_connection(
     assert len(state.client_ports) == 1
     assert pool.stats(target).connections_opened == 1
     assert pool.in_flight(target) == 0
+
+
+async def test_an_ended_exchange_is_freed_without_the_cycle_collector(
+    pool: UpstreamPool, upstream: tuple[UpstreamTarget, AppState]
+) -> None:
+    target, _ = upstream
+    gc.collect()
+    gc.disable()
+    try:
+        before = sum(1 for o in gc.get_objects() if type(o).__name__ == "_H2Exchange")
+        for _ in range(20):
+            assert await get(pool, target, b"/hello") == (200, b"hello")
+        after = sum(1 for o in gc.get_objects() if type(o).__name__ == "_H2Exchange")
+        assert after == before
+    finally:
+        gc.enable()
 
 
 async def test_grpc_style_duplex_stream_with_trailers(

@@ -7,6 +7,7 @@ connections, answering garbage, stalling, answering before the request body ends
 
 from __future__ import annotations
 
+import gc
 import socket
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -163,6 +164,41 @@ async def test_sequential_requests_reuse_one_connection(
     assert len(state.client_ports) == 1
     assert pool.stats(target).connections_opened == 1
     assert pool.stats(target).idle == 1
+
+
+def live_exchanges() -> int:
+    """Exchange objects still alive (the cyclic collector is off while this is asked)."""
+    return sum(1 for o in gc.get_objects() if type(o).__name__ in ("_H1Exchange", "_H2Exchange"))
+
+
+async def test_an_ended_exchange_is_freed_without_the_cycle_collector(
+    pool: UpstreamPool, upstream: tuple[UpstreamTarget, AppState]
+) -> None:
+    # The response used to hold its exchange's reader and the exchange its response: a cycle
+    # per request that only gc could free (docs/BENCHMARKS.md, "Added latency").
+    target, _ = upstream
+    gc.collect()
+    gc.disable()
+    try:
+        before = live_exchanges()
+        for _ in range(20):
+            assert await get(pool, target, b"/hello") == (200, b"hello")
+        assert live_exchanges() == before
+    finally:
+        gc.enable()
+
+
+async def test_reading_a_body_after_its_request_block_is_an_error(
+    pool: UpstreamPool, upstream: tuple[UpstreamTarget, AppState]
+) -> None:
+    target, _ = upstream
+    async with pool.request(target, b"GET", b"/stream?size=1000000") as response:
+        assert await response.body().__anext__()
+    with pytest.raises(RuntimeError, match="inside the `request` block"):
+        await response.read()
+    async with pool.request(target, b"GET", b"/hello") as response:
+        assert await response.read() == b"hello"
+    assert await response.read() == b""  # complete: the end, as before
 
 
 async def test_response_not_read_to_the_end_closes_the_connection(
