@@ -135,22 +135,40 @@ def median(results: list[Result]) -> Result:
     )
 
 
-SENTINEL_H1 = {"sentinel proxy, no agents": 18200, "sentinel proxy, example agent": 18210}
+SENTINEL_H1 = {
+    "sentinel proxy, no agents": 18200,
+    "sentinel proxy, example agent": 18210,
+    "sentinel proxy, default chain": 18220,
+}
+
+_AGENT = '[agents.{name}]\ncommand = ["${{SENTINEL_PYTHON}}", "-m", "sentinel_agents.{name}"]\n'
+# The embedded default config's chain (denylist, rate limit, WAF), as `up` starts it with no
+# config file; the rate limiter in dry-run so that one load generator is counted, not refused.
+AGENT_CHAINS: dict[str, tuple[list[str], str]] = {
+    "no agents": ([], ""),
+    "example agent": (["example"], _AGENT.format(name="example")),
+    "default chain": (
+        ["denylist", "ratelimit", "waf"],
+        _AGENT.format(name="denylist")
+        + _AGENT.format(name="ratelimit")
+        + "[agents.ratelimit.config]\ndry_run = true\n"
+        + '[[agents.ratelimit.config.rules]]\nname = "per-client"\nrate = 100\nperiod = "1s"\n'
+        + 'burst = 200\nkey = ["client_ip"]\n'
+        + _AGENT.format(name="waf")
+        + '[agents.waf.config]\nmode = "block"\nparanoia_level = 1\nanomaly_threshold = 5\n',
+    ),
+}
 
 
-def sentinel_config(port: int, with_agent: bool) -> str:
-    agent = (
-        '[agents.example]\ncommand = ["${SENTINEL_PYTHON}", "-m", "sentinel_agents.example"]\n'
-        if with_agent
-        else ""
-    )
+def sentinel_config(port: int, chain: str) -> str:
+    names, agents = AGENT_CHAINS[chain]
     return f"""
 [stack]
 name = "bench{port}"
 [proxy]
 listen = ["127.0.0.1:{port}"]
 admin = "127.0.0.1:{port + 1}"
-agents = {'["example"]' if with_agent else "[]"}
+agents = {json.dumps(names)}
 [upstreams.static]
 targets = ["127.0.0.1:{STATIC_H1}"]
 health_check = {{ kind = "none" }}
@@ -158,15 +176,17 @@ health_check = {{ kind = "none" }}
 id = "all"
 path_prefix = "/"
 upstream = "static"
-{agent}"""
+inspect_body = true
+{agents}"""
 
 
 def sentinel_targets(workdir: Path) -> dict[str, tuple[subprocess.Popen[str], str, str]]:
-    """Start sentinel-stack's proxy (without agents, and with the example agent)."""
+    """Start sentinel-stack's proxy without agents, with the example agent, and with the
+    embedded default config's agent chain."""
     started: dict[str, tuple[subprocess.Popen[str], str, str]] = {}
     for name, port in SENTINEL_H1.items():
         config = workdir / f"sentinel-{port}.toml"
-        config.write_text(sentinel_config(port, with_agent="agent" in name))
+        config.write_text(sentinel_config(port, name.removeprefix("sentinel proxy, ")))
         proc = subprocess.Popen(
             pinned(
                 0,
