@@ -6,10 +6,10 @@ counted, and the count is itself written as a ``gap`` record (what was lost, how
 between when). One writer task drains the queue in batches and does all file work in a
 worker thread, so a slow disk stalls neither the hub nor the control API.
 
-Known blind spot: the event hub drops lines for a subscriber whose channel is full before
-this service sees them (`EventHub.stats.dropped` counts those, for every subscriber at
-once). The intake tasks do no I/O, so that channel only fills if the launcher's event
-loop itself is starved.
+The event hub may also drop lines for us, before the intake sees them, when our staging
+channel is full (only if the launcher's event loop is starved: the intake does no I/O). The
+hub tells us each time (`EventHub.subscribe`'s ``on_drop``), and those count in the same
+``gap`` records, by event kind.
 """
 
 from __future__ import annotations
@@ -99,7 +99,10 @@ class AuditService:
             "by_type": dict(self._gap),
             "first": self._gap_first,
             "last": self._gap_last,
-            "reason": "events not recorded: the audit queue was full, or a line was unreadable",
+            "reason": (
+                "events not recorded: the audit queue or the hub's queue for the audit log "
+                "was full, or a line was unreadable"
+            ),
         }
         self._gap.clear()
         self._gap_first = self._gap_last = None
@@ -149,7 +152,7 @@ class AuditService:
     async def _pump_hub(
         self, hub: EventHub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        async with hub.subscribe(HUB_KINDS, buffer=STAGING) as lines:
+        async with hub.subscribe(HUB_KINDS, buffer=STAGING, on_drop=self._count_drop) as lines:
             task_status.started()
             try:
                 async for line in lines:

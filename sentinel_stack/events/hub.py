@@ -1,8 +1,10 @@
 """The event hub on `events.sock`: children write JSON lines, subscribers get them.
 
 Producers never wait on consumers: each subscriber has a bounded queue and what does
-not fit is dropped and counted. Malformed lines are counted and skipped; a line over
-the size limit drops the connection (the producer reconnects).
+not fit is dropped and counted (in total, and per subscriber through its ``on_drop``
+callback, so a consumer such as the audit log can say what it never saw). Malformed lines
+are counted and skipped; a line over the size limit drops the connection (the producer
+reconnects).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import contextlib
 import os
 import socket
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,6 +21,8 @@ import msgspec
 import trio
 
 MAX_LINE = 1024 * 1024
+OnDrop = Callable[[str], None]
+"""Called with the event's kind each time a line is dropped for one subscriber."""
 
 
 class HubEvent(msgspec.Struct, frozen=True):
@@ -48,7 +52,9 @@ class EventHub:
         # Alerts get their own ring: a burst of kernel events would push them out of
         # `recent` within a second, and `sentinel-stack alerts` lists them from here.
         self.recent_alerts: deque[bytes] = deque(maxlen=recent)
-        self._subscribers: dict[trio.MemorySendChannel[bytes], tuple[str, ...]] = {}
+        self._subscribers: dict[
+            trio.MemorySendChannel[bytes], tuple[tuple[str, ...], OnDrop | None]
+        ] = {}
         self._decoder = msgspec.json.Decoder(HubEvent)
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -108,13 +114,15 @@ class EventHub:
         self.recent.append(line)
         if event.kind == "alert":
             self.recent_alerts.append(line)
-        for send, prefixes in self._subscribers.items():
+        for send, (prefixes, on_drop) in self._subscribers.items():
             if prefixes and not event.kind.startswith(prefixes):
                 continue
             try:
                 send.send_nowait(line)
             except trio.WouldBlock:
                 self.stats.dropped += 1
+                if on_drop is not None:
+                    on_drop(event.kind)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 
@@ -125,11 +133,14 @@ class EventHub:
 
     @asynccontextmanager
     async def subscribe(
-        self, kinds: tuple[str, ...] = (), buffer: int = 10_000
+        self, kinds: tuple[str, ...] = (), buffer: int = 10_000, on_drop: OnDrop | None = None
     ) -> AsyncIterator[trio.MemoryReceiveChannel[bytes]]:
-        """Raw JSON lines whose kind starts with one of ``kinds`` (all when empty)."""
+        """Raw JSON lines whose kind starts with one of ``kinds`` (all when empty).
+
+        ``on_drop`` (synchronous, cheap: it runs inside `ingest`) hears about every line
+        this subscriber lost because its ``buffer`` was full."""
         send, receive = trio.open_memory_channel[bytes](buffer)
-        self._subscribers[send] = kinds
+        self._subscribers[send] = (kinds, on_drop)
         try:
             yield receive
         finally:

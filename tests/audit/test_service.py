@@ -125,6 +125,28 @@ async def test_a_full_queue_drops_and_writes_a_gap_record(tmp_path: Path) -> Non
     assert kit.verify().ok
 
 
+async def test_lines_the_hub_drops_for_the_audit_log_are_a_gap_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sentinel_stack.audit.service.STAGING", 8)
+    service, kit = service_for(tmp_path)
+    hub = EventHub(tmp_path / "e.sock")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run, hub, EventBus(), print)
+        for i in range(20):  # in one go: the intake cannot run in between
+            hub.ingest(line("alert", rule="r", summary=f"s{i}"))
+        dropped = hub.stats.dropped
+        assert dropped in (11, 12)  # the waiting intake may take one directly
+        assert service.dropped == dropped
+        await service.close()
+    records = [parse(raw) for p in kit.files() for raw in kit.lines(p)]
+    gaps = [r for r in records if r.type == "gap"]
+    assert len(gaps) == 1 and gaps[0].data["by_type"] == {"alert": dropped}
+    assert "hub" in gaps[0].data["reason"]
+    assert sum(r.type == "alert" for r in records) == 20 - dropped
+    assert kit.verify().ok
+
+
 async def test_an_unusable_log_leaves_the_stack_running(tmp_path: Path) -> None:
     service, kit = service_for(tmp_path)
     kit.key_file.parent.mkdir(parents=True)
