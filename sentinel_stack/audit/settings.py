@@ -22,6 +22,7 @@ from pathlib import Path
 from sentinel_stack.audit.chain import CheckpointPolicy
 from sentinel_stack.audit.writer import LogSettings
 from sentinel_stack.config.loader import LoadedConfig
+from sentinel_stack.statedir import stack_state_dir
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,7 @@ def default_key_file(stack: str, environ: Mapping[str, str]) -> Path:
 
 
 def default_audit_dir(stack: str, config_path: Path | None, environ: Mapping[str, str]) -> Path:
-    if config_path is not None:
-        return config_path.resolve().parent / ".sentinel-stack" / "audit" / stack
-    if environ.get("XDG_STATE_HOME"):
-        base = Path(environ["XDG_STATE_HOME"])
-    else:
-        base = Path(environ.get("HOME") or Path.home()) / ".local" / "state"
-    return base / "sentinel-stack" / stack / "audit"
+    return stack_state_dir(stack, config_path, environ, "audit")
 
 
 def audit_settings(

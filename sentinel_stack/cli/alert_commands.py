@@ -3,8 +3,8 @@
 ``alerts`` lists the running stack's recent alerts (the control API's ``alerts`` op: the
 event hub's alert ring) and with ``--follow`` streams new ones (``subscribe`` to
 ``events:alert``). With no stack running it reads the detector's JSON-lines alert file
-(``[detector.alert_file]``, default ``<run-dir>/detector/alerts.jsonl``, rotated files
-included), and follows that file instead.
+(``[detector.alert_file]``, default ``alerts.jsonl`` in the detector's state directory — see
+sentinel_stack/statedir.py — rotated files included), and follows that file instead.
 
 ``baseline`` works on the detector's baseline file; a running detector notices a removed
 or replaced file within a second (see sentinel_stack/detect/baseline_store.py).
@@ -22,12 +22,17 @@ from typing import Any
 
 import msgspec
 
+from sentinel_stack.config.loader import LoadedConfig
 from sentinel_stack.detect.alert import SEVERITIES, severity_rank
 from sentinel_stack.tui.format import printable
 
 __all__ = ["ALERT_COMMANDS", "add_alert_verbs", "render_alert"]
 
 EXIT_NOTHING = 1
+STATE_DIR_HELP = (
+    "the detector's state directory (default: .sentinel-stack/detector/<stack> beside the "
+    "config, or $XDG_STATE_HOME/sentinel-stack/<stack>/detector for the embedded config)"
+)
 RING = 1000  # the hub keeps this many alerts
 FOLLOW_POLL = 0.25
 
@@ -51,17 +56,20 @@ def add_alert_verbs(
         metavar="PATH",
         help="read this JSON-lines alert file instead of asking the running stack",
     )
+    alerts.add_argument("--state-dir", type=Path, metavar="DIR", help=STATE_DIR_HELP)
 
     baseline = verbs.add_parser("baseline", help="show, reset or learn the detector's baseline")
     actions = baseline.add_subparsers(dest="baseline_action", required=True, metavar="ACTION")
     show = actions.add_parser("show", parents=[common], help="what each executable did so far")
     show.add_argument("--json", action="store_true", help="print the baseline file's JSON")
-    actions.add_parser("reset", parents=[common], help="forget everything; learn anew")
+    reset = actions.add_parser("reset", parents=[common], help="forget everything; learn anew")
     learn = actions.add_parser(
         "learn", parents=[common], help="learn from a probe recording (`probe record FILE`)"
     )
     learn.add_argument("recording", type=Path)
     learn.add_argument("--merge", action="store_true", help="add to the current baseline")
+    for action in (show, reset, learn):
+        action.add_argument("--state-dir", type=Path, metavar="DIR", help=STATE_DIR_HELP)
 
 
 # ---- alerts ----------------------------------------------------------------------------------
@@ -157,7 +165,7 @@ def render_alert(alert: dict[str, Any]) -> str:
 
 
 def _alert_file(args: argparse.Namespace) -> Path:
-    from sentinel_stack.cli.main import load, plan_for
+    from sentinel_stack.cli.main import load
 
     loaded = load(args)
     detector = loaded.config.detector
@@ -165,8 +173,18 @@ def _alert_file(args: argparse.Namespace) -> Path:
     if configured:
         path = Path(configured).expanduser()
         return path if path.is_absolute() else loaded.base_dir / path
-    run_dir = Path(args.run_dir) if args.run_dir is not None else plan_for(args)[1].run_dir
-    return run_dir / "detector" / "alerts.jsonl"
+    return detector_state_dir(args, loaded) / "alerts.jsonl"
+
+
+def detector_state_dir(args: argparse.Namespace, loaded: LoadedConfig) -> Path:
+    """Where `up` tells the detector to keep its baseline and alert file."""
+    import os
+
+    from sentinel_stack.statedir import stack_state_dir
+
+    if args.state_dir is not None:
+        return Path(args.state_dir)
+    return stack_state_dir(loaded.config.stack.name, loaded.path, os.environ, "detector")
 
 
 def _read_alert_files(path: Path) -> list[dict[str, Any]]:
@@ -294,13 +312,12 @@ def _learn(args: argparse.Namespace, path: Path, window: float) -> int:
 
 
 def _baseline_file(args: argparse.Namespace) -> tuple[Path, float]:
-    from sentinel_stack.cli.main import load, plan_for
+    from sentinel_stack.cli.main import load
     from sentinel_stack.detect.baseline_store import baseline_path
 
     loaded = load(args)
     detector = loaded.config.detector
-    run_dir = Path(args.run_dir) if args.run_dir is not None else plan_for(args)[1].run_dir
-    path = baseline_path(detector, loaded.base_dir, run_dir / "detector")
+    path = baseline_path(detector, loaded.base_dir, detector_state_dir(args, loaded))
     assert path is not None  # a state dir was given
     return path, detector.baseline_window if detector is not None else 3600.0
 

@@ -279,7 +279,7 @@ class AlertFileConfig(Model):
     """`[detector.alert_file]`: every alert as a JSON line, rotated by size."""
 
     enabled: bool = True
-    path: str | None = None  # default: <run-dir>/detector/alerts.jsonl
+    path: str | None = None  # default: <detector state dir>/alerts.jsonl (statedir.py)
     max_bytes: int = Field(10 * 1024 * 1024, ge=4096)
     backups: int = Field(3, ge=0)
     min_severity: AlertSeverity = "info"
@@ -332,7 +332,7 @@ class DetectorConfig(Component):
     # Baselines: learn this long (time the detector runs) before raising anomaly alerts;
     # 0 learns nothing live and uses `baseline_file` as it is (`sentinel-stack baseline learn`).
     baseline_window: Duration = 3600.0
-    baseline_file: str | None = None  # default: <run-dir>/detector/baseline.json
+    baseline_file: str | None = None  # default: <detector state dir>/baseline.json
     alert_file: AlertFileConfig = AlertFileConfig()
     webhooks: list[WebhookConfig] = []
     remediation: RemediationConfig = RemediationConfig()

@@ -1,6 +1,6 @@
 """Where a baseline lives on disk, in what shape, and how a running detector keeps it there.
 
-One JSON file (``[detector] baseline_file``, default ``<run-dir>/detector/baseline.json``),
+One JSON file (``[detector] baseline_file``, default ``baseline.json`` in the state dir),
 replaced atomically. The detector saves it when it changed, at most every `save_every`
 seconds and as soon as learning ends. The file is also the way to talk to a running
 detector: `sentinel-stack baseline reset` deletes it, and the detector, seeing its file

@@ -107,7 +107,7 @@ class PipelineContext:
     config_path: Path | None = None
     run_dir: Path | None = None
     rules_dir: Path | None = None
-    # Where analyzers may persist state (baselines): <run-dir>/detector, or None.
+    # Where analyzers may persist state (baselines), see statedir.py; or None.
     state_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
     stack: StackView | None = None

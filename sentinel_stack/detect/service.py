@@ -39,6 +39,7 @@ from sentinel_stack.detect.wiring import apply_status, builtin_lists, view_from_
 from sentinel_stack.events.hub import HubStats
 from sentinel_stack.probe.events import ExecEvent, ExitEvent
 from sentinel_stack.probe.hub import HubPublisher
+from sentinel_stack.statedir import DETECTOR_STATE_ENV
 
 __all__ = [
     "Detector",
@@ -68,6 +69,7 @@ class DetectorSettings:
     tick_interval: float = 1.0
     serve_events: Path | None = None  # standalone: serve the event hub here
     alert_file: Path | None = None  # overrides `[detector.alert_file] path`
+    state_dir: Path | None = None  # baseline, alert file (`up` sets it); else <run-dir>/detector
 
     @classmethod
     def from_environment(cls, rules_dir: Path, environ: Mapping[str, str]) -> DetectorSettings:
@@ -83,6 +85,7 @@ class DetectorSettings:
             config_path=Path(config) if config else None,
             launcher_pid=int(pid) if pid.isdigit() else None,
             source=environ.get("SENTINEL_CHILD_NAME") or "detector",
+            state_dir=Path(state) if (state := environ.get(DETECTOR_STATE_ENV)) else None,
         )
 
 
@@ -155,7 +158,8 @@ class Detector:
             config_path=settings.config_path,
             run_dir=settings.run_dir,
             rules_dir=settings.rules_dir,
-            state_dir=settings.run_dir / "detector" if settings.run_dir else None,
+            state_dir=settings.state_dir
+            or (settings.run_dir / "detector" if settings.run_dir else None),
             environ=dict(os.environ if environ is None else environ),
             stack=self.view,
         )

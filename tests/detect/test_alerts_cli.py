@@ -115,15 +115,33 @@ async def test_without_a_stack_alerts_reads_the_rotated_alert_files(
     (folder / "alerts.jsonl.2").write_bytes(line("oldest") + b"\n")
     (folder / "alerts.jsonl.1").write_bytes(line("older", "low") + b"\n{cut")
     (folder / "alerts.jsonl").write_bytes(line("newest", "critical") + b"\n")
-    assert await run_cli("alerts", "--run-dir", str(short_dir), "--json") == 0
+    state = ["--run-dir", str(short_dir), "--state-dir", str(folder)]
+    assert await run_cli("alerts", *state, "--json") == 0
     rules = [json.loads(x)["rule"] for x in capsys.readouterr().out.splitlines()]
     assert rules == ["oldest", "older", "newest"]
-    assert await run_cli("alerts", "--run-dir", str(short_dir), "--severity", "critical") == 0
+    assert await run_cli("alerts", *state, "--severity", "critical") == 0
     out = capsys.readouterr().out
     assert "CRITICAL" in out and "newest fired" in out and "oldest" not in out
     empty = short_dir / "empty"
     empty.mkdir()
-    assert await run_cli("alerts", "--run-dir", str(empty)) == 1
+    assert await run_cli("alerts", "--run-dir", str(empty), "--state-dir", str(empty)) == 1
+
+
+async def test_alert_file_and_baseline_default_to_a_state_dir_that_outlives_the_run_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The embedded config: $XDG_STATE_HOME/sentinel-stack/<stack>/detector, not the run dir
+    # (a tmpfs). `up` hands the same directory to the detector (launcher.py).
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("SENTINEL_STACK_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "state" / "sentinel-stack" / "default" / "detector"
+    folder.mkdir(parents=True)
+    (folder / "alerts.jsonl").write_bytes(line("kept") + b"\n")
+    empty_run_dir = tmp_path / "run"
+    empty_run_dir.mkdir()
+    assert await run_cli("alerts", "--run-dir", str(empty_run_dir), "--json") == 0
+    assert [json.loads(x)["rule"] for x in capsys.readouterr().out.splitlines()] == ["kept"]
 
 
 def test_render_alert_shows_chains_and_neutralises_control_characters() -> None:
@@ -154,7 +172,7 @@ async def test_baseline_learn_show_and_reset(
         lineage=[ev.Ancestor(pid=1, comm="python3", exe="/usr/bin/python3")],
     )
     recording.write_bytes(ev.EVENT_ENCODER.encode(spawn) + b"\n")
-    run = ["--run-dir", str(short_dir)]
+    run = ["--run-dir", str(short_dir), "--state-dir", str(short_dir / "detector")]
     assert await run_cli("baseline", "show", *run) == 1  # nothing learnt yet
     assert await run_cli("baseline", "learn", str(recording), *run) == 0
     path = short_dir / "detector" / "baseline.json"

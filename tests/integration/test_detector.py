@@ -92,7 +92,7 @@ def next_alert(stream: Iterator[dict[str, Any]], rule: str) -> dict[str, Any]:
 def test_a_kernel_event_becomes_an_alert_on_the_hub(
     detector_stack: tuple[Launcher, Path, int],
 ) -> None:
-    launcher, _, web_pid = detector_stack
+    launcher, rules, web_pid = detector_stack
     stream = alerts(launcher.run_dir)
     with socket.socket(socket.AF_UNIX) as hub:
         hub.connect(str(launcher.run_dir / "events.sock"))
@@ -107,6 +107,16 @@ def test_a_kernel_event_becomes_an_alert_on_the_hub(
             assert "upstream web" in alert["summary"]
     print(f"event -> alert on the hub: max {max(latencies) * 1000:.1f} ms")
     assert max(latencies) < 2.0
+    # The alert file lives in the stack's state dir beside the config, not in the run dir
+    # (a tmpfs in real use): alerts outlive a reboot.
+    alert_file = rules.parent / ".sentinel-stack" / "detector" / "det" / "alerts.jsonl"
+    deadline = time.monotonic() + 10
+    while b"web_server_spawned_shell" not in (
+        alert_file.read_bytes() if alert_file.exists() else b""
+    ):
+        assert time.monotonic() < deadline, f"no alert in {alert_file}"
+        time.sleep(0.05)
+    assert not (launcher.run_dir / "detector" / "alerts.jsonl").exists()
 
 
 def test_sighup_with_a_broken_rule_keeps_the_last_good_rules(
