@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio
@@ -30,13 +32,19 @@ def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
+@asynccontextmanager
+async def connected() -> AsyncIterator[tuple[FrameTransport, trio.SocketStream]]:
+    """Our transport over one end of a socket pair, and the peer's end."""
+    left, right = trio.socket.socketpair()
+    ours, theirs = trio.SocketStream(left), trio.SocketStream(right)
+    async with ours, theirs:
+        yield FrameTransport(ours), theirs
+
+
 async def test_a_short_read_is_not_followed_by_a_read_that_would_block(
     counted_reads: list[int],
 ) -> None:
-    left, right = trio.socket.socketpair()
-    ours, theirs = trio.SocketStream(left), trio.SocketStream(right)
-    transport = FrameTransport(ours)
-    async with ours, theirs:
+    async with connected() as (transport, theirs):
         await theirs.send_all(b"first")
         assert await transport.receive() == b"first"
         counted_reads.clear()
@@ -49,10 +57,7 @@ async def test_a_short_read_is_not_followed_by_a_read_that_would_block(
 
 
 async def test_bytes_that_arrive_before_the_next_receive_are_read_at_once() -> None:
-    left, right = trio.socket.socketpair()
-    ours, theirs = trio.SocketStream(left), trio.SocketStream(right)
-    transport = FrameTransport(ours)
-    async with ours, theirs:
+    async with connected() as (transport, theirs):
         await theirs.send_all(b"a")
         assert await transport.receive() == b"a"
         await theirs.send_all(b"b")

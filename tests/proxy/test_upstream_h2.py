@@ -8,7 +8,6 @@ the pool's one retry.
 
 from __future__ import annotations
 
-import gc
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -33,6 +32,7 @@ from sentinel_stack.proxy.upstream_pool import (
     UpstreamTimeouts,
     open_upstream_pool,
 )
+from tests.proxy.gcwatch import nothing_left_for_gc
 from tests.proxy.test_upstream_pool import AppState, serve_lifespan, start_hypercorn
 
 Scope = dict[str, Any]
@@ -136,16 +136,9 @@ async def test_an_ended_exchange_is_freed_without_the_cycle_collector(
     pool: UpstreamPool, upstream: tuple[UpstreamTarget, AppState]
 ) -> None:
     target, _ = upstream
-    gc.collect()
-    gc.disable()
-    try:
-        before = sum(1 for o in gc.get_objects() if type(o).__name__ == "_H2Exchange")
+    with nothing_left_for_gc("_H2Exchange"):
         for _ in range(20):
             assert await get(pool, target, b"/hello") == (200, b"hello")
-        after = sum(1 for o in gc.get_objects() if type(o).__name__ == "_H2Exchange")
-        assert after == before
-    finally:
-        gc.enable()
 
 
 async def test_grpc_style_duplex_stream_with_trailers(

@@ -7,7 +7,6 @@ connections, answering garbage, stalling, answering before the request body ends
 
 from __future__ import annotations
 
-import gc
 import socket
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -36,6 +35,7 @@ from sentinel_stack.proxy.upstream_pool import (
     UpstreamTimeouts,
     open_upstream_pool,
 )
+from tests.proxy.gcwatch import nothing_left_for_gc
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -166,26 +166,15 @@ async def test_sequential_requests_reuse_one_connection(
     assert pool.stats(target).idle == 1
 
 
-def live_exchanges() -> int:
-    """Exchange objects still alive (the cyclic collector is off while this is asked)."""
-    return sum(1 for o in gc.get_objects() if type(o).__name__ in ("_H1Exchange", "_H2Exchange"))
-
-
 async def test_an_ended_exchange_is_freed_without_the_cycle_collector(
     pool: UpstreamPool, upstream: tuple[UpstreamTarget, AppState]
 ) -> None:
     # The response used to hold its exchange's reader and the exchange its response: a cycle
     # per request that only gc could free (docs/BENCHMARKS.md, "Added latency").
     target, _ = upstream
-    gc.collect()
-    gc.disable()
-    try:
-        before = live_exchanges()
+    with nothing_left_for_gc("_H1Exchange"):
         for _ in range(20):
             assert await get(pool, target, b"/hello") == (200, b"hello")
-        assert live_exchanges() == before
-    finally:
-        gc.enable()
 
 
 async def test_reading_a_body_after_its_request_block_is_an_error(
