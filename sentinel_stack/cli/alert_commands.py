@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,6 +25,7 @@ import msgspec
 
 from sentinel_stack.config.loader import LoadedConfig
 from sentinel_stack.detect.alert import SEVERITIES, severity_rank
+from sentinel_stack.statedir import stack_state_dir
 from sentinel_stack.tui.format import printable
 
 __all__ = ["ALERT_COMMANDS", "add_alert_verbs", "render_alert"]
@@ -173,15 +175,11 @@ def _alert_file(args: argparse.Namespace) -> Path:
     if configured:
         path = Path(configured).expanduser()
         return path if path.is_absolute() else loaded.base_dir / path
-    return detector_state_dir(args, loaded) / "alerts.jsonl"
+    return _detector_state_dir(args, loaded) / "alerts.jsonl"
 
 
-def detector_state_dir(args: argparse.Namespace, loaded: LoadedConfig) -> Path:
+def _detector_state_dir(args: argparse.Namespace, loaded: LoadedConfig) -> Path:
     """Where `up` tells the detector to keep its baseline and alert file."""
-    import os
-
-    from sentinel_stack.statedir import stack_state_dir
-
     if args.state_dir is not None:
         return Path(args.state_dir)
     return stack_state_dir(loaded.config.stack.name, loaded.path, os.environ, "detector")
@@ -317,7 +315,7 @@ def _baseline_file(args: argparse.Namespace) -> tuple[Path, float]:
 
     loaded = load(args)
     detector = loaded.config.detector
-    path = baseline_path(detector, loaded.base_dir, detector_state_dir(args, loaded))
+    path = baseline_path(detector, loaded.base_dir, _detector_state_dir(args, loaded))
     assert path is not None  # a state dir was given
     return path, detector.baseline_window if detector is not None else 3600.0
 
