@@ -43,7 +43,9 @@ class FrameTransport:
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return data
         while True:
-            await trio.lowlevel.wait_readable(self._socket)
+            # By number, asked each time: a stream closed meanwhile raises ClosedResourceError
+            # here rather than a ValueError from Trio.
+            await trio.lowlevel.wait_readable(self._fileno())
             data = self._read_nowait()
             if data is not None:
                 return data

@@ -70,3 +70,12 @@ async def test_bytes_that_arrive_before_the_next_receive_are_read_at_once() -> N
 async def _send_later(stream: trio.SocketStream, data: bytes) -> None:
     await trio.sleep(0.01)
     await stream.send_all(data)
+
+
+async def test_receive_after_the_stream_closed_is_a_closed_resource_error() -> None:
+    async with connected() as (transport, theirs):
+        await theirs.send_all(b"short")
+        assert await transport.receive() == b"short"  # drained: the next receive waits
+        await transport.stream.aclose()
+        with pytest.raises(trio.ClosedResourceError):
+            await transport.receive()
