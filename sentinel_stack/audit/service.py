@@ -8,8 +8,8 @@ worker thread, so a slow disk stalls neither the hub nor the control API.
 
 The event hub may also drop lines for us, before the intake sees them, when our staging
 channel is full (only if the launcher's event loop is starved: the intake does no I/O). The
-hub tells us each time (`EventHub.subscribe`'s ``on_drop``), and those count in the same
-``gap`` records, by event kind.
+hub hands us each such line (`EventHub.subscribe`'s ``on_drop``); those that were audit
+material count in the same ``gap`` records, by record type.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class AuditService:
     async def _pump_hub(
         self, hub: EventHub, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        async with hub.subscribe(HUB_KINDS, buffer=STAGING, on_drop=self._count_drop) as lines:
+        async with hub.subscribe(HUB_KINDS, buffer=STAGING, on_drop=self._dropped_at_hub) as lines:
             task_status.started()
             try:
                 async for line in lines:
@@ -165,13 +165,23 @@ class AuditService:
                         break
 
     def _offer_line(self, line: bytes) -> None:
-        try:
-            entry = entry_from_hub(line)
-        except UnreadableEvent:
-            self._count_drop("unreadable_event")
-            return
+        entry = self._entry(line)
         if entry is not None:
             self.offer(entry)
+
+    def _dropped_at_hub(self, line: bytes) -> None:
+        """A line the hub could not queue for us: a gap only if it was audit material (an
+        allowed request's access record is not)."""
+        entry = self._entry(line)
+        if entry is not None:
+            self._count_drop(entry.type)
+
+    def _entry(self, line: bytes) -> AuditEntry | None:
+        try:
+            return entry_from_hub(line)
+        except UnreadableEvent:
+            self._count_drop("unreadable_event")
+            return None
 
     async def _pump_bus(
         self, bus: EventBus, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

@@ -21,8 +21,8 @@ import msgspec
 import trio
 
 MAX_LINE = 1024 * 1024
-OnDrop = Callable[[str], None]
-"""Called with the event's kind each time a line is dropped for one subscriber."""
+OnDrop = Callable[[bytes], None]
+"""Called with the line each time one is dropped for one subscriber."""
 
 
 class HubEvent(msgspec.Struct, frozen=True):
@@ -122,7 +122,7 @@ class EventHub:
             except trio.WouldBlock:
                 self.stats.dropped += 1
                 if on_drop is not None:
-                    on_drop(event.kind)
+                    on_drop(line)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
 

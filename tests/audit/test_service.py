@@ -138,6 +138,9 @@ async def test_lines_the_hub_drops_for_the_audit_log_are_a_gap_record(
         dropped = hub.stats.dropped
         assert dropped in (11, 12)  # the waiting intake may take one directly
         assert service.dropped == dropped
+        for _ in range(20):  # dropped too, but allowed requests are not audit material
+            hub.ingest(ALLOWED)
+        assert hub.stats.dropped == dropped + 20 and service.dropped == dropped
         await service.close()
     records = [parse(raw) for p in kit.files() for raw in kit.lines(p)]
     gaps = [r for r in records if r.type == "gap"]
