@@ -7,7 +7,9 @@ baseline and alert file), as opposed to the run directory, which is a tmpfs
 - the embedded default config: ``$XDG_STATE_HOME/sentinel-stack/<stack>/<part>``
   (``~/.local/state`` when unset).
 
-Service deployments (`sentinel-stack export`) set their paths explicitly.
+Only `sentinel-stack up` hands the detector its state directory; a detector started another
+way (the services `sentinel-stack export` writes) keeps ``<run-dir>/detector`` unless the
+config sets ``baseline_file`` and ``alert_file.path``.
 """
 
 from __future__ import annotations

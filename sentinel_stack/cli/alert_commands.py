@@ -179,9 +179,13 @@ def _alert_file(args: argparse.Namespace) -> Path:
 
 
 def _detector_state_dir(args: argparse.Namespace, loaded: LoadedConfig) -> Path:
-    """Where `up` tells the detector to keep its baseline and alert file."""
+    """Where `up` tells the detector to keep its baseline and alert file; with an explicit
+    ``--run-dir`` that has one, ``<run-dir>/detector``, where a detector started any other
+    way (exported services) keeps them."""
     if args.state_dir is not None:
         return Path(args.state_dir)
+    if args.run_dir is not None and (Path(args.run_dir) / "detector").is_dir():
+        return Path(args.run_dir) / "detector"
     return stack_state_dir(loaded.config.stack.name, loaded.path, os.environ, "detector")
 
 

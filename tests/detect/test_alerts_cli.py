@@ -142,6 +142,12 @@ async def test_alert_file_and_baseline_default_to_a_state_dir_that_outlives_the_
     empty_run_dir.mkdir()
     assert await run_cli("alerts", "--run-dir", str(empty_run_dir), "--json") == 0
     assert [json.loads(x)["rule"] for x in capsys.readouterr().out.splitlines()] == ["kept"]
+    # A detector that `up` did not start (an exported service) keeps <run-dir>/detector.
+    service_run_dir = tmp_path / "service-run"
+    (service_run_dir / "detector").mkdir(parents=True)
+    (service_run_dir / "detector" / "alerts.jsonl").write_bytes(line("service") + b"\n")
+    assert await run_cli("alerts", "--run-dir", str(service_run_dir), "--json") == 0
+    assert [json.loads(x)["rule"] for x in capsys.readouterr().out.splitlines()] == ["service"]
 
 
 def test_render_alert_shows_chains_and_neutralises_control_characters() -> None:
