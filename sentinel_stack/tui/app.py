@@ -171,6 +171,10 @@ class SentinelApp(App[Outcome]):
 
     def tick(self, force: bool = False) -> None:
         """Redraw what changed. Runs at the refresh rate; cheap when nothing did."""
+        if not self.is_running:
+            # Shutting down: the timer may fire once more while the widgets are being
+            # removed, and a query for one of them would end the TUI with a traceback.
+            return
         now = self.clock()
         second = int(now)
         new_second = second != self._second
