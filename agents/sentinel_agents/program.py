@@ -29,6 +29,7 @@ import trio
 
 from sentinel_stack.agent import Agent, AgentHealth, Configure, run_agent
 from sentinel_stack.agent.runner import build_parser
+from sentinel_stack.statedir import own_state_dir
 
 __all__ = ["ConfigRejected", "ProgramAgent", "read_config_file", "run_program"]
 
@@ -193,14 +194,21 @@ def run_program(agent: ProgramAgent, argv: Sequence[str] | None = None) -> int:
     return run_agent(agent, rest)
 
 
-def side_file(agent: ProgramAgent, configured: str | None, under_run_dir: str) -> Path:
+def side_file(
+    agent: ProgramAgent, configured: str | None, under_run_dir: str, *, lasting: bool = False
+) -> Path:
     """Where an agent keeps a file of its own: ``configured``, else in the run directory.
 
+    A ``lasting`` file (one that must survive a reboot, unlike a socket) goes to the agent's
+    state directory instead when `sentinel-stack up` gave it one (sentinel_stack/statedir.py).
     Without ``$SENTINEL_RUN_DIR`` (running alone) the file goes beside ``--socket``, else in
     the working directory; only the file name of ``under_run_dir`` is kept then.
     """
     if configured:
         return Path(configured).expanduser()
+    state = own_state_dir(os.environ) if lasting else None
+    if state is not None:
+        return state / Path(under_run_dir).name
     run_dir = os.environ.get("SENTINEL_RUN_DIR")
     if run_dir:
         return Path(run_dir) / under_run_dir

@@ -25,15 +25,16 @@ import msgspec
 
 from sentinel_stack.config.loader import LoadedConfig
 from sentinel_stack.detect.alert import SEVERITIES, severity_rank
-from sentinel_stack.statedir import stack_state_dir
+from sentinel_stack.statedir import child_state_dir
 from sentinel_stack.tui.format import printable
 
 __all__ = ["ALERT_COMMANDS", "add_alert_verbs", "render_alert"]
 
 EXIT_NOTHING = 1
 STATE_DIR_HELP = (
-    "the detector's state directory (default: .sentinel-stack/detector/<stack> beside the "
-    "config, or $XDG_STATE_HOME/sentinel-stack/<stack>/detector for the embedded config)"
+    "the detector's state directory (default: .sentinel-stack/state/<stack>/detector beside "
+    "the config, or $XDG_STATE_HOME/sentinel-stack/<stack>/state/detector for the embedded "
+    "config)"
 )
 RING = 1000  # the hub keeps this many alerts
 FOLLOW_POLL = 0.25
@@ -186,7 +187,7 @@ def _detector_state_dir(args: argparse.Namespace, loaded: LoadedConfig) -> Path:
         return Path(args.state_dir)
     if args.run_dir is not None and (Path(args.run_dir) / "detector").is_dir():
         return Path(args.run_dir) / "detector"
-    return stack_state_dir(loaded.config.stack.name, loaded.path, os.environ, "detector")
+    return child_state_dir(loaded.config.stack.name, loaded.path, os.environ, "detector")
 
 
 def _read_alert_files(path: Path) -> list[dict[str, Any]]:

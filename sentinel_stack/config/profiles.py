@@ -60,8 +60,9 @@ def _agents(profile: str) -> list[Section]:
         (
             "The denylist agent refuses denied IPs/CIDRs, path prefixes, user agents and header\n"
             "values (403). Change it while the stack runs: `sentinel-stack deny add 203.0.113.7\n"
-            "--ttl 10m`, `deny remove 203.0.113.7`, `deny list`. Entries are kept in\n"
-            "<run-dir>/denylist.json (config key `file`).",
+            "--ttl 10m`, `deny remove 203.0.113.7`, `deny list`. Entries are kept in the\n"
+            "stack's state dir under `up` (it survives reboots), else in the run dir; the\n"
+            "config key `file` names another place.",
             {
                 "agents": {
                     "denylist": {

@@ -39,7 +39,7 @@ from sentinel_stack.detect.wiring import apply_status, builtin_lists, view_from_
 from sentinel_stack.events.hub import HubStats
 from sentinel_stack.probe.events import ExecEvent, ExitEvent
 from sentinel_stack.probe.hub import HubPublisher
-from sentinel_stack.statedir import DETECTOR_STATE_ENV
+from sentinel_stack.statedir import own_state_dir
 
 __all__ = [
     "Detector",
@@ -85,7 +85,7 @@ class DetectorSettings:
             config_path=Path(config) if config else None,
             launcher_pid=int(pid) if pid.isdigit() else None,
             source=environ.get("SENTINEL_CHILD_NAME") or "detector",
-            state_dir=Path(state) if (state := environ.get(DETECTOR_STATE_ENV)) else None,
+            state_dir=own_state_dir(environ),
         )
 
 

@@ -130,12 +130,12 @@ async def test_without_a_stack_alerts_reads_the_rotated_alert_files(
 async def test_alert_file_and_baseline_default_to_a_state_dir_that_outlives_the_run_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The embedded config: $XDG_STATE_HOME/sentinel-stack/<stack>/detector, not the run dir
+    # The embedded config: $XDG_STATE_HOME/sentinel-stack/<stack>/state/detector, not the run dir
     # (a tmpfs). `up` hands the same directory to the detector (launcher.py).
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.delenv("SENTINEL_STACK_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    folder = tmp_path / "state" / "sentinel-stack" / "default" / "detector"
+    folder = tmp_path / "state" / "sentinel-stack" / "default" / "state" / "detector"
     folder.mkdir(parents=True)
     (folder / "alerts.jsonl").write_bytes(line("kept") + b"\n")
     empty_run_dir = tmp_path / "run"

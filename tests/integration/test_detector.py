@@ -109,7 +109,7 @@ def test_a_kernel_event_becomes_an_alert_on_the_hub(
     assert max(latencies) < 2.0
     # The alert file lives in the stack's state dir beside the config, not in the run dir
     # (a tmpfs in real use): alerts outlive a reboot.
-    alert_file = rules.parent / ".sentinel-stack" / "detector" / "det" / "alerts.jsonl"
+    alert_file = rules.parent / ".sentinel-stack" / "state" / "det" / "detector" / "alerts.jsonl"
     deadline = time.monotonic() + 10
     while b"web_server_spawned_shell" not in (
         alert_file.read_bytes() if alert_file.exists() else b""

@@ -1,6 +1,7 @@
 """The denylist agent: refuse requests from denied IPs, paths, user agents and header values.
 
-Entries live in a JSON-lines file (``file``, default ``$SENTINEL_RUN_DIR/denylist.json``),
+Entries live in a JSON-lines file (``file``, default ``denylist.json`` in the agent's
+state directory under `sentinel-stack up` — it survives reboots — else in the run directory),
 loaded at start and saved atomically after every change, so they survive restarts. They are
 changed at run time through the control socket (`sentinel_agents.denylist.control`), which
 ``sentinel-stack deny add|remove|list`` talks to. An entry's TTL is judged against the wall
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +42,8 @@ class DenylistSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, 
     """``[agents.denylist.config]``: where entries live and how a refusal looks."""
 
     file: str | None = None
-    """Default: ``$SENTINEL_RUN_DIR/<agent name>.json`` (alone: beside ``--socket``)."""
+    """Default: ``$SENTINEL_STATE_DIR/<agent name>/<agent name>.json`` under `up`, else
+    ``$SENTINEL_RUN_DIR/<agent name>.json`` (alone: beside ``--socket``)."""
     control_socket: str | None = None
     """Default: ``$SENTINEL_RUN_DIR/agents/<agent name>.ctl`` (alone: beside ``--socket``)."""
     status: int = 403
@@ -90,7 +93,13 @@ class DenylistAgent(ProgramAgent):
             raise ConfigRejected(str(error)) from None
         if not 400 <= settings.status <= 599:
             raise ConfigRejected(f"status must be a 4xx or 5xx code, not {settings.status}")
-        file = self._resolve(settings.file, base_dir, f"{self.name}.json")
+        file = self._resolve(settings.file, base_dir, f"{self.name}.json", lasting=True)
+        if settings.file is None and file != self.file and not file.exists():
+            # Entries an earlier version kept in the run dir (this boot's) move along once.
+            legacy = self._resolve(None, base_dir, f"{self.name}.json")
+            if legacy != file and legacy.exists():
+                file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                await trio.to_thread.run_sync(shutil.copy2, legacy, file)
         control = self._resolve(settings.control_socket, base_dir, f"agents/{self.name}.ctl")
         if len(str(control)) > MAX_SOCKET_PATH:
             raise ConfigRejected(
@@ -105,8 +114,10 @@ class DenylistAgent(ProgramAgent):
             if self._control_scope is not None:
                 self._control_scope.cancel()  # the control task binds the new path
 
-    def _resolve(self, configured: str | None, base_dir: Path | None, default: str) -> Path:
-        path = side_file(self, configured, default)
+    def _resolve(
+        self, configured: str | None, base_dir: Path | None, default: str, *, lasting: bool = False
+    ) -> Path:
+        path = side_file(self, configured, default, lasting=lasting)
         if configured and base_dir is not None and not path.is_absolute():
             return base_dir / path
         return path
@@ -284,5 +295,5 @@ class DenylistAgent(ProgramAgent):
 
 
 def _save(path: Path, denylist: Denylist, now: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     save_denylist(path, denylist, now=now)

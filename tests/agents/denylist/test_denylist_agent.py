@@ -95,6 +95,37 @@ async def test_entries_added_listed_removed_expired_and_kept_across_restarts() -
             assert isinstance((await conn.decide(request(7, "/wp-admin/"))).action, Block)
 
 
+async def test_under_up_entries_live_in_the_state_dir_and_move_there_from_the_run_dir() -> None:
+    with short_tmp() as tmp:
+        run_dir, state = tmp / "run", tmp / "state"
+        run_dir.mkdir()
+        cli = ("--run-dir", str(run_dir))
+        # An earlier version (no state dir): the entry is saved in the run dir, a tmpfs.
+        async with agent_process(MODULE, tmp, env={"SENTINEL_RUN_DIR": str(run_dir)}):
+            added = await run_cli("deny", "add", "203.0.113.7", *cli, cwd=tmp)
+            assert added.returncode == 0, added.stderr
+        assert (run_dir / "denylist.json").exists()
+        # Under `up`: the state dir, which survives a reboot; the entry came along.
+        env = {
+            "SENTINEL_RUN_DIR": str(run_dir),
+            "SENTINEL_STATE_DIR": str(state),
+            "SENTINEL_CHILD_NAME": "denylist",
+        }
+        async with (
+            agent_process(MODULE, tmp, env=env) as agent,
+            connect_agent(agent.socket) as conn,
+        ):
+            blocked = await conn.decide(request(1, "/", client_ip="203.0.113.7"))
+            assert isinstance(blocked.action, Block)
+            added = await run_cli(
+                "deny", "add", "/wp-admin", "--kind", "path_prefix", *cli, cwd=tmp
+            )
+            assert added.returncode == 0, added.stderr
+        saved = (state / "denylist" / "denylist.json").read_text()
+        assert "203.0.113.7" in saved and "/wp-admin" in saved
+        assert stat.S_IMODE((state / "denylist").stat().st_mode) == 0o700
+
+
 SYSTEM_PYTHON = "/usr/bin/python3"  # the venv's may not be readable by another user
 
 
