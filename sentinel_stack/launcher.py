@@ -17,7 +17,7 @@ from sentinel_stack.config.loader import ConfigError
 from sentinel_stack.control.server import ControlServer, LauncherInfo
 from sentinel_stack.events.hub import EventHub
 from sentinel_stack.rundir import RunDir
-from sentinel_stack.statedir import STATE_ENV, stack_state_dir
+from sentinel_stack.statedir import STATE_ENV, state_root
 from sentinel_stack.supervisor.containment import Containment
 from sentinel_stack.supervisor.events import EventBus, StackNotice
 from sentinel_stack.supervisor.lifecycle import State
@@ -68,7 +68,7 @@ async def _up(
         "SENTINEL_STACK_PID": str(os.getpid()),
         "SENTINEL_CONFIG": str(config_file),
         # Children's own files (baselines, alerts, denylist entries) outlive the run dir.
-        STATE_ENV: str(stack_state_dir(plan.name, launch.config_path, os.environ, "state")),
+        STATE_ENV: str(state_root(plan.name, launch.config_path, os.environ)),
     }
     if containment.cgroup is not None:
         extra_env["SENTINEL_STACK_CGROUP"] = str(containment.cgroup)

@@ -35,11 +35,16 @@ def stack_state_dir(
     return base / "sentinel-stack" / stack / part
 
 
+def state_root(stack: str, config_path: Path | None, environ: Mapping[str, str]) -> Path:
+    """What `up` sets ``$SENTINEL_STATE_DIR`` to: the parent of every child's own directory."""
+    return stack_state_dir(stack, config_path, environ, "state")
+
+
 def child_state_dir(
     stack: str, config_path: Path | None, environ: Mapping[str, str], child: str
 ) -> Path:
-    """Where `up` lets ``child`` keep its files (what ``$SENTINEL_STATE_DIR/<child>`` is)."""
-    return stack_state_dir(stack, config_path, environ, "state") / child
+    """Where `up` lets ``child`` keep its files (``$SENTINEL_STATE_DIR/<child>``)."""
+    return state_root(stack, config_path, environ) / child
 
 
 def own_state_dir(environ: Mapping[str, str]) -> Path | None:
